@@ -1,0 +1,61 @@
+# Two commands from a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format install install-dev migrate seed serve bench clean
+
+# --- set-up -------------------------------------------------------------------
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt $(BIN)/activate
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+install-dev: $(VENV)/.installed-dev node_modules/.installed
+
+# --- run ----------------------------------------------------------------------
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+serve:
+	@echo "Serving on http://localhost:$(PORT)/  (admin: /admin/, API: /api/, schema: /api/schema/docs/)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) incident_platform.asgi:application
+
+run: seed serve
+
+# --- quality ------------------------------------------------------------------
+test: install-dev
+	$(BIN)/python -m tests.run $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install-dev
+	$(PY) -m bench.ws_fanout
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles .test-db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

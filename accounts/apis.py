@@ -1,0 +1,103 @@
+"""Accounts over REST: registration, JWT sign-in and sign-out, the current user, role management."""
+
+from typing import cast
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from .models import User
+from .permissions import IsPlatformAdmin
+from .serializers import (
+    LogoutInputSerializer,
+    MeSerializer,
+    RegisterInputSerializer,
+    RegisterOutputSerializer,
+    RoleInputSerializer,
+    UserAdminSerializer,
+)
+from .services import user_register, user_set_role
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=RegisterInputSerializer, responses={201: RegisterOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RegisterInputSerializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except DjangoValidationError as exc:  # from the password validators
+            raise ValidationError({"password": list(exc.messages)}) from exc
+        user = user_register(**serializer.validated_data)
+        return Response(RegisterOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginApi(TokenObtainPairView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class RefreshApi(TokenRefreshView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=LogoutInputSerializer, responses={205: None})
+    def post(self, request: Request) -> Response:
+        serializer = LogoutInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            token = RefreshToken(serializer.validated_data["refresh"])
+        except TokenError as exc:
+            raise ValidationError({"refresh": [str(exc)]}) from exc
+        if str(token.get("user_id")) != str(request.user.pk):
+            raise ValidationError({"refresh": ["This refresh token belongs to someone else."]})
+        token.blacklist()
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(cast(User, request.user)).data)
+
+
+class UserListApi(generics.ListAPIView[User]):
+    permission_classes = [IsPlatformAdmin]
+    serializer_class = UserAdminSerializer
+    queryset = User.objects.order_by("username")
+
+
+class UserDetailApi(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(responses=UserAdminSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(UserAdminSerializer(get_object_or_404(User, pk=pk)).data)
+
+    @extend_schema(request=RoleInputSerializer, responses=UserAdminSerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        user = get_object_or_404(User, pk=pk)
+        serializer = RoleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user_set_role(user=user, role=serializer.validated_data["role"])
+        return Response(UserAdminSerializer(user).data)

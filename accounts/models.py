@@ -1,0 +1,49 @@
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+
+
+class PlatformUserManager(UserManager["User"]):
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> "User":
+        # `manage.py createsuperuser` makes an admin of the platform, not only of Django.
+        extra_fields.setdefault("role", User.Role.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        RESPONDER = "responder", "Responder"
+        VIEWER = "viewer", "Viewer"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    objects: ClassVar[PlatformUserManager] = PlatformUserManager()
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def can_change_incidents(self) -> bool:
+        """Responders and admins create and change incidents; viewers only look."""
+        return self.is_active and self.role in (self.Role.RESPONDER, self.Role.ADMIN)
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.is_active and self.role == self.Role.ADMIN
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    def as_ref(self) -> dict[str, Any]:
+        """The contract's shape of a user wherever one appears in a payload."""
+        return {
+            "id": self.pk,
+            "username": self.username,
+            "role": self.role,
+            "display_name": self.display_name,
+        }

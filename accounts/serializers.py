@@ -1,0 +1,59 @@
+from django.contrib.auth import password_validation
+from rest_framework import serializers
+
+from incident_platform.strict import StrictSerializer
+
+from .models import User
+
+
+class UserRefSerializer(serializers.ModelSerializer[User]):
+    """A user wherever one appears: {id, username} and a little more."""
+
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "role", "display_name"]
+        read_only_fields = fields
+
+
+class RegisterInputSerializer(StrictSerializer):
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True, style={"input_type": "password"})
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    def validate_username(self, value: str) -> str:
+        if User.objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("That username is taken.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        password_validation.validate_password(attrs["password"], User(username=attrs["username"]))
+        return attrs
+
+
+class RegisterOutputSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "role"]
+
+
+class MeSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role", "display_name"]
+
+
+class UserAdminSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role", "display_name", "is_active", "date_joined", "last_login"]
+        read_only_fields = fields
+
+
+class RoleInputSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=User.Role.choices)
+
+
+class LogoutInputSerializer(StrictSerializer):
+    refresh = serializers.CharField(max_length=4096)

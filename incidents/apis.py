@@ -1,0 +1,249 @@
+"""The incidents REST API: thin views that parse, call a command, and shape the reply."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts.permissions import CanChangeIncidentsOrReadOnly
+
+from . import commands
+from .errors import CommandError
+from .idempotency import Outcome, run_once
+from .models import Incident
+from .selectors import events_after, incident_get, incident_list_queryset, incident_state_queryset
+from .serializers import (
+    ActionItemAddInput,
+    ActionItemSerializer,
+    ActionItemUpdateInput,
+    AuditEventSerializer,
+    IncidentCreateInput,
+    IncidentDetailSerializer,
+    IncidentListSerializer,
+    IncidentSerializer,
+    IncidentUpdateInput,
+    NoteInput,
+    StatusInput,
+)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's shapes, plus the commands' typed errors and oversized bodies."""
+    if isinstance(exc, CommandError):
+        body: dict[str, Any] = {"detail": exc.message, "code": exc.code, **exc.fields, **exc.extra}
+        return Response(body, status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"detail": "The request body is too large.", "code": "too_large"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return drf_exception_handler(exc, context)
+
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A retry with the same key within 24 hours returns the first outcome and changes nothing.",
+)
+
+
+def _validated(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _keyed(
+    request: Request, *, name: str, target: list[Any], data: dict[str, Any], execute: Callable[[], Outcome]
+) -> Response:
+    """Run a write once per Idempotency-Key and turn its outcome into a response."""
+    content = {"transport": "rest", "command": name, "target": target, "data": _content(data)}
+    outcome = run_once(actor=request.user, key=request.headers.get("Idempotency-Key"), content=content, execute=execute)
+    response = Response(outcome.body, status=outcome.status)
+    if outcome.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _content(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated input as plain values (users as ids) for the idempotency fingerprint."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return getattr(value, "pk", value)
+
+    return {name: plain(value) for name, value in data.items()}
+
+
+def _state(incident: Incident) -> dict[str, Any]:
+    return dict(IncidentSerializer(incident_state_queryset().get(pk=incident.pk)).data)
+
+
+class IncidentPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class IncidentListApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
+        severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
+        q = serializers.CharField(required=False, max_length=200)
+
+    @extend_schema(parameters=[FilterSerializer], responses=IncidentListSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = incident_list_queryset(**filters.validated_data)
+        paginator = IncidentPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(IncidentListSerializer(page, many=True).data)
+
+    @extend_schema(request=IncidentCreateInput, responses={201: IncidentSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request: Request) -> Response:
+        data = _validated(IncidentCreateInput, request)
+
+        def execute() -> Outcome:
+            result = commands.incident_create(actor=request.user, **data)
+            return Outcome(status.HTTP_201_CREATED, _state(result.incident))
+
+        return _keyed(request, name="incident_create", target=[], data=data, execute=execute)
+
+
+class IncidentDetailApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(responses=IncidentDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        incident = incident_get(pk)
+        if incident is None:
+            raise exceptions.NotFound(f"Incident {pk} does not exist.")
+        return Response(IncidentDetailSerializer(incident).data)
+
+    @extend_schema(request=IncidentUpdateInput, responses=IncidentSerializer, parameters=[IDEMPOTENCY_HEADER])
+    def patch(self, request: Request, pk: int) -> Response:
+        data = _validated(IncidentUpdateInput, request)
+        version = data.pop("version", None)
+
+        def execute() -> Outcome:
+            result = commands.incident_update(actor=request.user, incident_id=pk, expected_version=version, **data)
+            return Outcome(status.HTTP_200_OK, _state(result.incident))
+
+        return _keyed(request, name="incident_update", target=[pk], data={**data, "version": version}, execute=execute)
+
+
+class IncidentStatusApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(request=StatusInput, responses=IncidentSerializer, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request: Request, pk: int) -> Response:
+        data = _validated(StatusInput, request)
+
+        def execute() -> Outcome:
+            result = commands.incident_change_status(
+                actor=request.user, incident_id=pk, status=data["status"], expected_version=data.get("version")
+            )
+            return Outcome(status.HTTP_200_OK, _state(result.incident))
+
+        return _keyed(request, name="incident_change_status", target=[pk], data=data, execute=execute)
+
+
+class IncidentNotesApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(request=NoteInput, responses={201: AuditEventSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request: Request, pk: int) -> Response:
+        data = _validated(NoteInput, request)
+
+        def execute() -> Outcome:
+            result = commands.incident_add_note(actor=request.user, incident_id=pk, body=data["body"])
+            return Outcome(status.HTTP_201_CREATED, result.events[0].as_data())
+
+        return _keyed(request, name="incident_add_note", target=[pk], data=data, execute=execute)
+
+
+class ActionItemListApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(responses=ActionItemSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        incident = get_object_or_404(Incident, pk=pk)
+        items = incident.action_items.select_related("owner")
+        return Response(ActionItemSerializer(items, many=True).data)
+
+    @extend_schema(request=ActionItemAddInput, responses={201: ActionItemSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request: Request, pk: int) -> Response:
+        data = _validated(ActionItemAddInput, request)
+
+        def execute() -> Outcome:
+            result = commands.action_item_add(actor=request.user, incident_id=pk, **data)
+            return Outcome(status.HTTP_201_CREATED, ActionItemSerializer(result.item).data)
+
+        return _keyed(request, name="action_item_add", target=[pk], data=data, execute=execute)
+
+
+class ActionItemDetailApi(APIView):
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(request=ActionItemUpdateInput, responses=ActionItemSerializer, parameters=[IDEMPOTENCY_HEADER])
+    def patch(self, request: Request, pk: int, item: int) -> Response:
+        data = _validated(ActionItemUpdateInput, request)
+
+        def execute() -> Outcome:
+            result = commands.action_item_update(actor=request.user, incident_id=pk, item_id=item, **data)
+            return Outcome(status.HTTP_200_OK, ActionItemSerializer(result.item).data)
+
+        return _keyed(request, name="action_item_update", target=[pk, item], data=data, execute=execute)
+
+
+class EventListApi(APIView):
+    """The timeline after a seq: what a client that missed updates asks for."""
+
+    MAX_LIMIT = 500
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        after = serializers.IntegerField(required=False, min_value=0, default=0)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+
+    @extend_schema(
+        parameters=[QuerySerializer],
+        responses=inline_serializer(
+            "EventPage",
+            {
+                "results": AuditEventSerializer(many=True),
+                "next": serializers.URLField(allow_null=True),
+                "last_seq": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if not Incident.objects.filter(pk=pk).exists():
+            raise exceptions.NotFound(f"Incident {pk} does not exist.")
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
+        events = list(events_after(incident_id=pk, after=after, limit=limit + 1))
+        more = len(events) > limit
+        events = events[:limit]
+        last_seq = events[-1].seq if events else after
+        next_url = None
+        if more:
+            next_url = request.build_absolute_uri(f"{request.path}?after={last_seq}&limit={limit}")
+        return Response({"results": [e.as_data() for e in events], "next": next_url, "last_seq": last_seq})

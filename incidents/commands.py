@@ -1,0 +1,303 @@
+"""The one way in: every change to an incident is one of these commands.
+
+REST views, the WebSocket consumer, the web pages, the admin and the seed
+command all call these, so they share one behaviour. A command
+
+1. checks the actor's role (raising a typed error from `incidents.errors`);
+2. in one transaction locks the incident row, checks the expected version,
+   applies the change, bumps `version` and appends one AuditEvent per change;
+3. publishes each event after the commit (`incidents.publishing`).
+
+Nothing else writes an Incident, an ActionItem or an AuditEvent.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from . import publishing
+from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
+from .models import ActionItem, AuditEvent, Incident, allowed_transitions
+
+User = get_user_model()
+
+# Sentinel for "not given", since None is a meaningful value (no commander, no owner).
+UNSET: Any = object()
+
+
+@dataclass
+class CommandResult:
+    incident: Incident
+    events: list[AuditEvent] = field(default_factory=list)
+    item: ActionItem | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+# --- Checks -------------------------------------------------------------------
+
+
+def check_can_change(actor: Any) -> None:
+    if not getattr(actor, "is_authenticated", False):
+        raise Forbidden("Sign in first.")
+    if not actor.can_change_incidents:
+        raise Forbidden("Only responders and admins may change incidents.")
+
+
+def check_transition(incident: Incident, status: str) -> None:
+    if status not in Incident.Status.values:
+        raise Invalid(fields={"status": [f'"{status}" is not a valid status.']})
+    if status == incident.status:
+        raise InvalidTransition(f"The incident is already {status}.")
+    if status not in allowed_transitions(incident.status):
+        raise InvalidTransition(
+            f"A {incident.status} incident cannot move to {status}; "
+            f"allowed: {', '.join(allowed_transitions(incident.status))}."
+        )
+
+
+def check_text(name: str, value: Any, *, max_length: int, allow_blank: bool) -> str:
+    if not isinstance(value, str):
+        raise Invalid(fields={name: ["Must be a string."]})
+    if not allow_blank and not value.strip():
+        raise Invalid(fields={name: ["May not be blank."]})
+    if len(value) > max_length:
+        raise Invalid(fields={name: [f"At most {max_length} characters."]})
+    return value
+
+
+def check_severity(value: Any) -> str:
+    if value not in Incident.Severity.values:
+        raise Invalid(fields={"severity": [f'"{value}" is not a valid severity.']})
+    return str(value)
+
+
+def check_user(name: str, user: Any) -> Any:
+    if user is not None and (not isinstance(user, User) or not user.is_active):
+        raise Invalid(fields={name: ["Unknown user."]})
+    return user
+
+
+# --- The transaction shape every change shares --------------------------------
+
+
+@contextmanager
+def _locked(incident_id: int, *, expected_version: int | None) -> Iterator[Incident]:
+    """Lock the incident row for the rest of the transaction and check the expected version.
+
+    On PostgreSQL this is SELECT ... FOR UPDATE: concurrent writers queue on
+    the row. On SQLite the transaction begins IMMEDIATE (see settings), which
+    takes the database's write lock up front to the same effect.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None:
+            raise NotFound(f"Incident {incident_id} does not exist.")
+        if expected_version is not None and expected_version != incident.version:
+            raise Conflict(
+                f"The incident is at version {incident.version}, not {expected_version}.",
+                version=incident.version,
+            )
+        yield incident
+
+
+def _record(
+    incident: Incident, *, actor: Any, type: str, data: dict[str, Any], fields: Sequence[str] = ()
+) -> AuditEvent:
+    """Save the changed fields with the next version, append the event, publish it after commit."""
+    incident.version += 1
+    incident.updated_at = timezone.now()
+    incident.save(update_fields=[*fields, "version", "updated_at"])
+    event = AuditEvent.objects.append(incident=incident, type=type, actor=actor, data=data)
+    publishing.publish_on_commit(incident, event)
+    return event
+
+
+def _ref(user: Any) -> dict[str, Any] | None:
+    return user.as_ref() if user is not None else None
+
+
+# --- Commands -----------------------------------------------------------------
+
+
+def incident_create(*, actor: Any, title: str, severity: str, summary: str = "") -> CommandResult:
+    check_can_change(actor)
+    title = check_text("title", title, max_length=Incident.TITLE_MAX_LENGTH, allow_blank=False).strip()
+    severity = check_severity(severity)
+    summary = check_text("summary", summary, max_length=Incident.SUMMARY_MAX_LENGTH, allow_blank=True)
+    with transaction.atomic():
+        now = timezone.now()
+        incident = Incident.objects.create(
+            title=title, severity=severity, summary=summary, created_by=actor, created_at=now, updated_at=now
+        )
+        event = _record(
+            incident,
+            actor=actor,
+            type=AuditEvent.Type.INCIDENT_CREATED,
+            data={"title": title, "severity": severity, "summary": summary},
+        )
+    return CommandResult(incident=incident, events=[event])
+
+
+def incident_change_status(
+    *, actor: Any, incident_id: int, status: str, expected_version: int | None = None
+) -> CommandResult:
+    check_can_change(actor)
+    with _locked(incident_id, expected_version=expected_version) as incident:
+        check_transition(incident, status)
+        previous = incident.status
+        incident.status = status
+        if status == Incident.Status.RESOLVED:
+            incident.resolved_at = timezone.now()
+        elif previous == Incident.Status.RESOLVED:
+            incident.resolved_at = None
+        event = _record(
+            incident,
+            actor=actor,
+            type=AuditEvent.Type.STATUS_CHANGE,
+            data={"from": previous, "to": status},
+            fields=["status", "resolved_at"],
+        )
+    return CommandResult(incident=incident, events=[event])
+
+
+def incident_update(
+    *,
+    actor: Any,
+    incident_id: int,
+    severity: str = UNSET,
+    summary: str = UNSET,
+    commander: Any = UNSET,
+    assignees: Sequence[Any] = UNSET,
+    expected_version: int | None = None,
+) -> CommandResult:
+    """Change severity, summary, commander and assignees.
+
+    Each kind of change is its own accepted change: one event and one version
+    each (severity, then summary, then one `assignment` event for commander
+    and assignees together). A field given with the value it already has
+    changes nothing and records nothing.
+    """
+    check_can_change(actor)
+    if severity is not UNSET:
+        severity = check_severity(severity)
+    if summary is not UNSET:
+        summary = check_text("summary", summary, max_length=Incident.SUMMARY_MAX_LENGTH, allow_blank=True)
+    if commander is not UNSET:
+        check_user("commander", commander)
+    if assignees is not UNSET:
+        for user in assignees:
+            check_user("assignees", user)
+
+    events: list[AuditEvent] = []
+    with _locked(incident_id, expected_version=expected_version) as incident:
+        if severity is not UNSET and severity != incident.severity:
+            previous = incident.severity
+            incident.severity = severity
+            events.append(
+                _record(
+                    incident,
+                    actor=actor,
+                    type=AuditEvent.Type.SEVERITY_CHANGE,
+                    data={"from": previous, "to": severity},
+                    fields=["severity"],
+                )
+            )
+        if summary is not UNSET and summary != incident.summary:
+            previous = incident.summary
+            incident.summary = summary
+            events.append(
+                _record(
+                    incident,
+                    actor=actor,
+                    type=AuditEvent.Type.SUMMARY_CHANGE,
+                    data={"from": previous, "to": summary},
+                    fields=["summary"],
+                )
+            )
+        assignment: dict[str, Any] = {}
+        if commander is not UNSET and commander != incident.commander:
+            assignment["commander"] = {"from": _ref(incident.commander), "to": _ref(commander)}
+            incident.commander = commander
+        if assignees is not UNSET:
+            current = {user.pk: user for user in incident.assignees.all()}
+            wanted = {user.pk: user for user in assignees}
+            added = [wanted[pk] for pk in sorted(wanted.keys() - current.keys())]
+            removed = [current[pk] for pk in sorted(current.keys() - wanted.keys())]
+            if added or removed:
+                incident.assignees.add(*added)
+                incident.assignees.remove(*removed)
+                assignment["assignees"] = {"added": [_ref(u) for u in added], "removed": [_ref(u) for u in removed]}
+        if assignment:
+            events.append(
+                _record(
+                    incident,
+                    actor=actor,
+                    type=AuditEvent.Type.ASSIGNMENT,
+                    data=assignment,
+                    fields=["commander"] if "commander" in assignment else [],
+                )
+            )
+    return CommandResult(incident=incident, events=events)
+
+
+def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResult:
+    check_can_change(actor)
+    body = check_text("body", body, max_length=10_000, allow_blank=False).strip()
+    with _locked(incident_id, expected_version=None) as incident:
+        event = _record(incident, actor=actor, type=AuditEvent.Type.NOTE, data={"body": body})
+    return CommandResult(incident=incident, events=[event])
+
+
+def action_item_add(*, actor: Any, incident_id: int, title: str, owner: Any = None) -> CommandResult:
+    check_can_change(actor)
+    title = check_text("title", title, max_length=ActionItem.TITLE_MAX_LENGTH, allow_blank=False).strip()
+    check_user("owner", owner)
+    with _locked(incident_id, expected_version=None) as incident:
+        item = ActionItem.objects.create(incident=incident, title=title, owner=owner)
+        event = _record(incident, actor=actor, type=AuditEvent.Type.ACTION_ITEM_ADDED, data={"item": item.as_data()})
+    return CommandResult(incident=incident, events=[event], item=item)
+
+
+def action_item_update(
+    *,
+    actor: Any,
+    incident_id: int,
+    item_id: int,
+    title: str = UNSET,
+    owner: Any = UNSET,
+    done: bool = UNSET,
+) -> CommandResult:
+    check_can_change(actor)
+    if title is not UNSET:
+        title = check_text("title", title, max_length=ActionItem.TITLE_MAX_LENGTH, allow_blank=False).strip()
+    if owner is not UNSET:
+        check_user("owner", owner)
+    if done is not UNSET and not isinstance(done, bool):
+        raise Invalid(fields={"done": ["Must be true or false."]})
+    with _locked(incident_id, expected_version=None) as incident:
+        item = ActionItem.objects.select_related("owner").filter(pk=item_id, incident=incident).first()
+        if item is None:
+            raise NotFound(f"Action item {item_id} does not exist on incident {incident_id}.")
+        changed = []
+        for name, value in (("title", title), ("owner", owner), ("done", done)):
+            if value is not UNSET and getattr(item, name) != value:
+                setattr(item, name, value)
+                changed.append(name)
+        if not changed:
+            return CommandResult(incident=incident, item=item)
+        item.save(update_fields=changed)
+        event = _record(
+            incident,
+            actor=actor,
+            type=AuditEvent.Type.ACTION_ITEM_UPDATED,
+            data={"item": item.as_data(), "changed": changed},
+        )
+    return CommandResult(incident=incident, events=[event], item=item)

@@ -1,0 +1,84 @@
+"""Retries without double effects.
+
+A command carrying a key runs once per (user, key) within the replay window;
+a retry gets the first outcome back and changes nothing. The key row is
+written in the same transaction as the command, so a command that fails
+leaves no key behind (a retry runs it again), and two concurrent requests with
+one key are serialised by the unique constraint: the loser waits for the
+winner's commit, hits the constraint and replays the winner's outcome.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .errors import Invalid
+from .models import IdempotencyKey
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+def fingerprint(content: Any) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_key(key: Any) -> str | None:
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) > IdempotencyKey.KEY_MAX_LENGTH or not key.isprintable():
+        raise Invalid(
+            f"An idempotency key is a printable string of at most {IdempotencyKey.KEY_MAX_LENGTH} characters.",
+            fields={"key": ["Invalid idempotency key."]},
+        )
+    return key
+
+
+def run_once(*, actor: Any, key: str | None, content: Any, execute: Callable[[], Outcome]) -> Outcome:
+    """Run `execute` unless this user already ran a command with this key; replay its outcome if so.
+
+    `content` is what the command was asked to do; the same key with other
+    content is refused rather than silently answered with an unrelated outcome.
+    """
+    key = check_key(key)
+    if key is None:
+        return execute()
+    print_ = fingerprint(content)
+    cutoff = timezone.now() - settings.IDEMPOTENCY_TTL
+    existing = IdempotencyKey.objects.filter(user=actor, key=key).first()
+    if existing is not None and existing.created_at >= cutoff:
+        return _replay(existing, print_)
+    try:
+        with transaction.atomic():
+            if existing is not None:  # expired: the key may be used afresh
+                IdempotencyKey.objects.filter(pk=existing.pk).delete()
+            record = IdempotencyKey.objects.create(user=actor, key=key, fingerprint=print_)
+            outcome = execute()
+            record.status_code = outcome.status
+            record.response = json.loads(json.dumps(outcome.body, cls=DjangoJSONEncoder))
+            record.save(update_fields=["status_code", "response"])
+    except IntegrityError:
+        # Another request with this key committed first.
+        return _replay(IdempotencyKey.objects.get(user=actor, key=key), print_)
+    return outcome
+
+
+def _replay(record: IdempotencyKey, print_: str) -> Outcome:
+    if record.fingerprint != print_:
+        raise Invalid(
+            "This idempotency key was already used for a different command.",
+            fields={"key": ["Already used for a different command."]},
+        )
+    return Outcome(status=record.status_code, body=record.response, replayed=True)

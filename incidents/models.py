@@ -1,0 +1,242 @@
+"""Incidents, their action items, and the append-only audit timeline.
+
+Nothing here changes an incident on its own: every write goes through
+`incidents.commands`. The models hold the behaviour of one row (the allowed
+status moves, how an event hashes) and refuse what must never happen (an audit
+event edited or deleted).
+"""
+
+import hashlib
+import json
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        INVESTIGATING = "investigating", "Investigating"
+        IDENTIFIED = "identified", "Identified"
+        MONITORING = "monitoring", "Monitoring"
+        RESOLVED = "resolved", "Resolved"
+
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", "Critical"
+        HIGH = "high", "High"
+        MEDIUM = "medium", "Medium"
+        LOW = "low", "Low"
+
+    # Most severe first; the list orders by this.
+    SEVERITY_RANK: ClassVar[dict[str, int]] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+    TITLE_MAX_LENGTH = 200
+    SUMMARY_MAX_LENGTH = 20_000
+
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVESTIGATING)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    summary = models.TextField(blank=True, default="", max_length=SUMMARY_MAX_LENGTH)
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="commanded_incidents"
+    )
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="assigned_incidents")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Grows by one with every accepted change; equal to the seq of the newest event.
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The list: open incidents first, most severe first, filtered by status/severity.
+            models.Index(fields=["status", "severity", "-created_at"], name="incident_list_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != self.Status.RESOLVED
+
+    def allowed_transitions(self) -> list[str]:
+        """The statuses this incident may move to next, in the order the UI shows them."""
+        return allowed_transitions(self.status)
+
+
+def allowed_transitions(status: str) -> list[str]:
+    """Any move among the open statuses, any open status to resolved, resolved only back to investigating."""
+    S = Incident.Status
+    if status == S.RESOLVED:
+        return [S.INVESTIGATING.value]
+    return [s.value for s in S if s != status]
+
+
+class ActionItem(models.Model):
+    TITLE_MAX_LENGTH = 200
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="action_items")
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="action_items"
+    )
+    done = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def as_data(self) -> dict[str, Any]:
+        """The item as it is recorded in an audit event and sent to clients."""
+        return {
+            "id": self.pk,
+            "title": self.title,
+            "owner": self.owner.as_ref() if self.owner else None,
+            "done": self.done,
+        }
+
+
+class AppendOnlyError(Exception):
+    """An attempt to edit or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Audit events are append-only: update() is refused.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events are append-only: delete() is refused.")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        raise AppendOnlyError("Audit events are append-only: bulk_update() is refused.")
+
+
+class AuditEventManager(models.Manager["AuditEvent"]):
+    def get_queryset(self) -> AuditEventQuerySet:
+        return AuditEventQuerySet(self.model, using=self._db)
+
+    def append(self, *, incident: Incident, type: str, actor: Any, data: dict[str, Any]) -> "AuditEvent":
+        """The one way an event is written.
+
+        The caller holds the incident's row lock (see `incidents.commands`), so
+        reading the newest event and writing the next one cannot interleave
+        with another writer: seq has no gaps and no repeats, and the hash
+        chain has one line.
+        """
+        previous = self.filter(incident=incident).order_by("-seq").only("seq", "hash").first()
+        event = self.model(
+            incident=incident,
+            seq=(previous.seq + 1) if previous else 1,
+            type=type,
+            actor=actor,
+            actor_username=actor.username,
+            at=timezone.now(),
+            data=data,
+            prev_hash=previous.hash if previous else "",
+        )
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+        return event
+
+
+class AuditEvent(models.Model):
+    class Type(models.TextChoices):
+        INCIDENT_CREATED = "incident_created"
+        STATUS_CHANGE = "status_change"
+        SEVERITY_CHANGE = "severity_change"
+        SUMMARY_CHANGE = "summary_change"
+        NOTE = "note"
+        ASSIGNMENT = "assignment"
+        ACTION_ITEM_ADDED = "action_item_added"
+        ACTION_ITEM_UPDATED = "action_item_updated"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=32, choices=Type.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # A snapshot, so the timeline reads the same if the user is later renamed.
+    actor_username = models.CharField(max_length=150)
+    at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEventManager()
+
+    class Meta:
+        ordering = ["incident", "seq"]
+        constraints = [
+            # Also the index for "events of incident X with seq > N" (join with `after`, GET .../events).
+            models.UniqueConstraint(fields=["incident", "seq"], name="auditevent_incident_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.incident_id}/{self.seq} {self.type}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only: an existing event cannot be saved again.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events are append-only: an event cannot be deleted.")
+
+    def hashed_content(self) -> str:
+        """The canonical text the hash covers: everything that makes the event what it is."""
+        return json.dumps(
+            {
+                "incident": self.incident_id,
+                "seq": self.seq,
+                "type": self.type,
+                "actor": self.actor_id,
+                "actor_username": self.actor_username,
+                "at": self.at.isoformat(),
+                "data": self.data,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256((self.prev_hash + self.hashed_content()).encode()).hexdigest()
+
+    def as_data(self) -> dict[str, Any]:
+        """The contract's shape of an event."""
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "actor": {"id": self.actor_id, "username": self.actor_username},
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }
+
+
+class IdempotencyKey(models.Model):
+    """The first outcome of a keyed command, replayed to retries for a day."""
+
+    KEY_MAX_LENGTH = 200
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=KEY_MAX_LENGTH)
+    fingerprint = models.CharField(max_length=64)
+    response = models.JSONField(null=True)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")]
+        indexes = [
+            # Purging keys older than the replay window.
+            models.Index(fields=["created_at"], name="idempotency_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

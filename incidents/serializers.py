@@ -1,0 +1,149 @@
+"""Shapes of incidents and events as clients see them, and of the commands' input.
+
+The input serializers are shared by the REST API and the WebSocket consumer,
+so a message is validated the same way whichever door it comes through.
+"""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from accounts.serializers import UserRefSerializer
+from incident_platform.strict import StrictSerializer
+
+from .models import ActionItem, AuditEvent, Incident
+
+User = get_user_model()
+
+
+# --- Output -------------------------------------------------------------------
+
+
+class ActionItemSerializer(serializers.ModelSerializer[ActionItem]):
+    owner = UserRefSerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = ActionItem
+        fields = ["id", "title", "owner", "done"]
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = ["seq", "type", "actor", "at", "data"]
+        read_only_fields = fields
+
+    def to_representation(self, instance: AuditEvent) -> dict[str, Any]:
+        return instance.as_data()
+
+
+class IncidentListSerializer(serializers.ModelSerializer[Incident]):
+    """A row of the incident list."""
+
+    commander = UserRefSerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "title",
+            "status",
+            "severity",
+            "commander",
+            "created_at",
+            "updated_at",
+            "resolved_at",
+            "version",
+        ]
+        read_only_fields = fields
+
+
+class IncidentSerializer(IncidentListSerializer):
+    """The whole state of an incident: what `state` carries in every update."""
+
+    assignees = UserRefSerializer(many=True, read_only=True)
+    created_by = UserRefSerializer(read_only=True)
+    action_items = ActionItemSerializer(many=True, read_only=True)
+    allowed_transitions = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(IncidentListSerializer.Meta):
+        fields = [
+            *IncidentListSerializer.Meta.fields,
+            "summary",
+            "assignees",
+            "created_by",
+            "action_items",
+            "allowed_transitions",
+        ]
+        read_only_fields = fields
+
+
+class IncidentDetailSerializer(IncidentSerializer):
+    history = serializers.SerializerMethodField()
+
+    HISTORY_LENGTH = 100
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "history"]
+        read_only_fields = fields
+
+    def get_history(self, incident: Incident) -> list[dict[str, Any]]:
+        """The newest 100 events, oldest first."""
+        newest = list(incident.events.order_by("-seq")[: self.HISTORY_LENGTH])
+        return [event.as_data() for event in reversed(newest)]
+
+
+# --- Input --------------------------------------------------------------------
+
+
+def _users() -> Any:
+    return User.objects.filter(is_active=True)
+
+
+class IncidentCreateInput(StrictSerializer):
+    title = serializers.CharField(max_length=Incident.TITLE_MAX_LENGTH)
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices)
+    summary = serializers.CharField(
+        max_length=Incident.SUMMARY_MAX_LENGTH, required=False, allow_blank=True, default="", trim_whitespace=False
+    )
+
+
+class VersionedInput(StrictSerializer):
+    version = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class IncidentUpdateInput(VersionedInput):
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
+    summary = serializers.CharField(
+        max_length=Incident.SUMMARY_MAX_LENGTH, required=False, allow_blank=True, trim_whitespace=False
+    )
+    commander = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
+    assignees = serializers.PrimaryKeyRelatedField(queryset=_users(), many=True, required=False)
+
+    def validate_assignees(self, value: list[Any]) -> list[Any]:
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 assignees.")
+        return value
+
+
+class StatusInput(VersionedInput):
+    status = serializers.ChoiceField(choices=Incident.Status.choices)
+
+
+class NoteInput(StrictSerializer):
+    BODY_MAX_LENGTH = 10_000
+
+    body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=True)
+
+
+class ActionItemAddInput(StrictSerializer):
+    title = serializers.CharField(max_length=ActionItem.TITLE_MAX_LENGTH)
+    owner = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True, default=None)
+
+
+class ActionItemUpdateInput(StrictSerializer):
+    title = serializers.CharField(max_length=ActionItem.TITLE_MAX_LENGTH, required=False)
+    owner = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
+    done = serializers.BooleanField(required=False)

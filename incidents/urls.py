@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("incidents", apis.IncidentListApi.as_view(), name="api-incident-list"),
+    path("incidents/<int:pk>", apis.IncidentDetailApi.as_view(), name="api-incident-detail"),
+    path("incidents/<int:pk>/status", apis.IncidentStatusApi.as_view(), name="api-incident-status"),
+    path("incidents/<int:pk>/notes", apis.IncidentNotesApi.as_view(), name="api-incident-notes"),
+    path("incidents/<int:pk>/action-items", apis.ActionItemListApi.as_view(), name="api-action-item-list"),
+    path(
+        "incidents/<int:pk>/action-items/<int:item>", apis.ActionItemDetailApi.as_view(), name="api-action-item-detail"
+    ),
+    path("incidents/<int:pk>/events", apis.EventListApi.as_view(), name="api-incident-events"),
+]

@@ -1,0 +1,124 @@
+"""Shared fixtures: users of every role, authenticated API clients, and the backend passes.
+
+The suite runs in two passes (see tests/run.py): the embedded default
+(SQLite, in-memory channel layer) and the production stack (PostgreSQL,
+Redis). Tests marked for one backend are deselected in the other pass; they
+are not skipped, they run in the pass that has their backend.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from accounts.services import user_set_role
+from incidents import audit_triggers
+
+ROLES = ["admin", "responder", "viewer"]
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _backend() -> dict[str, bool]:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    return {
+        "postgres": engine == "django.db.backends.postgresql",
+        "sqlite": engine == "django.db.backends.sqlite3",
+        "redis": bool(settings.REDIS_URL),
+    }
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend = _backend()
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        needs = [name for name in ("postgres", "sqlite", "redis") if item.get_closest_marker(name)]
+        if item.get_closest_marker("browser") and not backend["sqlite"]:
+            needs.append("sqlite")  # browser tests run once, in the embedded pass
+        (selected if all(backend[name] for name in needs) else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep the append-only triggers in place, and let SQLite's flush get past them.
+
+    A transactional test ends with Django flushing every table. PostgreSQL
+    flushes with TRUNCATE, which row triggers do not see; SQLite flushes with
+    DELETE, which the triggers refuse. So on SQLite, once a transactional test
+    is done, the triggers are dropped for the flush and put back before the
+    next test.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or "live_server" in request.fixturenames
+    transactional = transactional or bool(marker and marker.kwargs.get("transaction"))
+    if not (marker or "db" in request.fixturenames or transactional):
+        yield
+        return
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    else:
+        request.getfixturevalue("db")
+    if connection.vendor == "sqlite":
+        audit_triggers.install(connection)
+    yield
+    if transactional and connection.vendor == "sqlite":
+        audit_triggers.uninstall(connection)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    counter = iter(range(1, 10_000))
+
+    def make(role: str = "responder", username: str | None = None, **extra: Any) -> User:
+        user = User.objects.create_user(
+            username=username or f"{role}{next(counter)}", password=PASSWORD, email="", **extra
+        )
+        user_set_role(user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., User]) -> User:
+    return make_user("admin", "ada")
+
+
+@pytest.fixture
+def responder(make_user: Callable[..., User]) -> User:
+    return make_user("responder", "rae")
+
+
+@pytest.fixture
+def viewer(make_user: Callable[..., User]) -> User:
+    return make_user("viewer", "vic")
+
+
+@pytest.fixture
+def users(admin: User, responder: User, viewer: User) -> dict[str, User]:
+    return {"admin": admin, "responder": responder, "viewer": viewer}
+
+
+def token_for(user: User) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+@pytest.fixture
+def api() -> Callable[[User | None], APIClient]:
+    """An API client authenticated with a Bearer token for `user` (or anonymous for None)."""
+
+    def client(user: User | None = None) -> APIClient:
+        c = APIClient()
+        if user is not None:
+            c.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+        return c
+
+    return client
