@@ -70,8 +70,11 @@ def run_once(*, actor: Any, key: str | None, content: Any, execute: Callable[[],
             record.response = json.loads(json.dumps(outcome.body, cls=DjangoJSONEncoder))
             record.save(update_fields=["status_code", "response"])
     except IntegrityError:
-        # Another request with this key committed first.
-        return _replay(IdempotencyKey.objects.get(user=actor, key=key), print_)
+        # Another request with this key committed first; anything else is a real error.
+        winner = IdempotencyKey.objects.filter(user=actor, key=key).first()
+        if winner is None:
+            raise
+        return _replay(winner, print_)
     return outcome
 
 
