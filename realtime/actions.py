@@ -1,0 +1,186 @@
+"""The consumer's database work: small sync functions, each checking who may do it, run via database_sync_to_async.
+
+Every write goes through `incidents.commands` (the one way in) inside
+`incidents.idempotency.run_once`, exactly as the REST API does, so the two
+doors behave the same; only the input's transport differs in the key's
+fingerprint. The actor is re-read from the database for each message, so a
+deactivated account or a changed role takes effect on open sockets at once.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework import serializers
+
+from incidents import commands
+from incidents.errors import Invalid, NotFound
+from incidents.idempotency import Outcome, run_once
+from incidents.models import AuditEvent, Incident
+from incidents.publishing import incident_state, plain
+from incidents.selectors import events_after
+from incidents.serializers import (
+    ActionItemAddInput,
+    ActionItemSerializer,
+    ActionItemUpdateInput,
+    IncidentDetailSerializer,
+    IncidentUpdateInput,
+    NoteInput,
+    StatusInput,
+)
+
+from .protocol import Unauthenticated, first_error
+
+User = get_user_model()
+
+# With no `after`, a join returns the newest events, as GET /api/incidents/{id} returns its `history`.
+JOIN_HISTORY = IncidentDetailSerializer.HISTORY_LENGTH
+
+
+def active_user(user_id: int) -> Any:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise Unauthenticated()
+    return user
+
+
+# --- Reads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Room:
+    state: dict[str, Any]
+    events: list[dict[str, Any]]
+
+    @property
+    def version(self) -> int:
+        return int(self.state["version"])
+
+
+@database_sync_to_async
+def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
+    """The incident's state and the events a joining client needs; every signed-in user may read.
+
+    Events are capped at the state's version, so the join's reply is one
+    consistent picture: events up to `state.version`, and everything newer
+    arrives as incident:updated (the socket joined the group before this read).
+    """
+    active_user(user_id)
+    if not Incident.objects.filter(pk=incident_id).exists():
+        raise NotFound(f"Incident {incident_id} does not exist.")
+    state = incident_state(incident_id)
+    events = AuditEvent.objects.filter(incident_id=incident_id, seq__lte=state["version"])
+    if after is None:
+        newest = list(events.order_by("-seq")[:JOIN_HISTORY])
+        rows = list(reversed(newest))
+    else:
+        rows = list(events.filter(seq__gt=after).order_by("seq"))
+    return Room(state=state, events=[plain(event.as_data()) for event in rows])
+
+
+@database_sync_to_async
+def events_between(*, incident_id: int, after: int, before: int) -> list[dict[str, Any]]:
+    """Events with after < seq < before, oldest first: a gap in what a socket was sent."""
+    rows = events_after(incident_id=incident_id, after=after).filter(seq__lt=before)
+    return [plain(event.as_data()) for event in rows]
+
+
+# --- Writes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    input: type[serializers.Serializer[Any]]
+    run: Callable[[Any, int, int | None, dict[str, Any]], commands.CommandResult]
+    item: bool = False  # the message names an action item (`item`)
+
+
+def _update(actor: Any, incident_id: int, _item: int | None, data: dict[str, Any]) -> commands.CommandResult:
+    data = dict(data)
+    version = data.pop("version", None)
+    return commands.incident_update(actor=actor, incident_id=incident_id, expected_version=version, **data)
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "incident:updateStatus": CommandSpec(
+        StatusInput,
+        lambda actor, incident_id, _item, data: commands.incident_change_status(
+            actor=actor, incident_id=incident_id, status=data["status"], expected_version=data.get("version")
+        ),
+    ),
+    "incident:update": CommandSpec(IncidentUpdateInput, _update),
+    "incident:addNote": CommandSpec(
+        NoteInput,
+        lambda actor, incident_id, _item, data: commands.incident_add_note(
+            actor=actor, incident_id=incident_id, body=data["body"]
+        ),
+    ),
+    "incident:addActionItem": CommandSpec(
+        ActionItemAddInput,
+        lambda actor, incident_id, _item, data: commands.action_item_add(actor=actor, incident_id=incident_id, **data),
+    ),
+    "incident:updateActionItem": CommandSpec(
+        ActionItemUpdateInput,
+        lambda actor, incident_id, item, data: commands.action_item_update(
+            actor=actor, incident_id=incident_id, item_id=int(item or 0), **data
+        ),
+        item=True,
+    ),
+}
+
+
+def _content(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated input as plain values (users as ids), for the idempotency fingerprint."""
+
+    def value(v: Any) -> Any:
+        return [value(x) for x in v] if isinstance(v, list) else getattr(v, "pk", v)
+
+    return {name: value(v) for name, v in data.items()}
+
+
+def _ack_body(result: commands.CommandResult) -> dict[str, Any]:
+    events = [event.as_data() for event in result.events]
+    body: dict[str, Any] = {
+        "incident": result.incident.pk,
+        "version": result.incident.version,
+        "seq": events[-1]["seq"] if events else None,
+        "seqs": [event["seq"] for event in events],
+        "events": events,
+        "state": incident_state(result.incident.pk),
+    }
+    if result.item is not None:
+        body["item"] = ActionItemSerializer(result.item).data
+    return plain(body)
+
+
+@database_sync_to_async
+def command_run(
+    *, user_id: int, name: str, incident_id: int, item_id: int | None, fields: dict[str, Any], key: Any
+) -> dict[str, Any]:
+    """Validate with the REST input serializer, then run the command once per idempotency key.
+
+    The role is checked before the input, as the REST permission class does,
+    so a viewer learns `forbidden` whatever it sent. The ack's `state` is read
+    inside the command's transaction: it is the incident as this change left it.
+    """
+    actor = active_user(user_id)
+    commands.check_can_change(actor)
+    spec = COMMANDS[name]
+    serializer = spec.input(data=fields)
+    if not serializer.is_valid():
+        errors = plain(serializer.errors)
+        raise Invalid(first_error(errors), fields=errors)
+    data = dict(serializer.validated_data)
+    target = [incident_id, item_id] if spec.item else [incident_id]
+    content = {"transport": "ws", "command": name, "target": target, "data": _content(data)}
+
+    def execute() -> Outcome:
+        with transaction.atomic():
+            result = spec.run(actor, incident_id, item_id, data)
+            return Outcome(200, _ack_body(result))
+
+    outcome = run_once(actor=actor, key=key, content=content, execute=execute)
+    return {**outcome.body, "replayed": True} if outcome.replayed else dict(outcome.body)

@@ -1,0 +1,194 @@
+"""WebSocket test clients: the whole ASGI application (origin check and auth middleware included) in-process.
+
+`Socket` sends a message and waits for the reply with its id, keeping the
+broadcasts that arrive meanwhile, so tests can assert on both without racing
+the server's interleaving. Every wait is bounded.
+"""
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User
+from incident_platform.asgi import application
+from incidents import commands
+from incidents.models import Incident
+from realtime.presence import get_presence_store
+
+ORIGIN = "http://testserver"
+WAIT = 5.0  # seconds: the bound of every wait for something that should come
+
+
+class Socket:
+    """One client connection through the ASGI application."""
+
+    ids = itertools.count(1)
+
+    def __init__(self, communicator: WebsocketCommunicator, user: User | None) -> None:
+        self.communicator = communicator
+        self.user = user
+        self.inbox: list[dict[str, Any]] = []  # server pushes not yet looked at
+        self.closed_with: int | None = None
+
+    async def _next(self, timeout: float) -> dict[str, Any]:
+        """The next output of the application; unlike receive_output, a timeout does not kill it."""
+        future = self.communicator.future
+        if future.done():
+            future.result()  # raise the consumer's exception, if any
+        message = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
+        if message["type"] == "websocket.close":
+            self.closed_with = message.get("code", 1000)
+            return {"type": "websocket.close", "code": self.closed_with}
+        assert message["type"] == "websocket.send", message
+        return dict(json.loads(message["text"]))
+
+    async def send_raw(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def send(self, kind: str, **fields: Any) -> int:
+        message_id = next(self.ids)
+        await self.communicator.send_json_to({"type": kind, "id": message_id, **fields})
+        return message_id
+
+    async def reply(self, message_id: Any, timeout: float = WAIT) -> dict[str, Any]:
+        """Wait for the ack or error of one message; pushes meanwhile go to the inbox."""
+        while True:
+            message = await self._next(timeout)
+            if message["type"] in ("ack", "error") and message.get("id") == message_id:
+                return message
+            assert message["type"] not in ("ack", "error"), f"a reply to another message: {message}"
+            self.inbox.append(message)
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return await self.reply(await self.send(kind, **fields))
+
+    async def ok(self, kind: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.request(kind, **fields)
+        assert reply["type"] == "ack", reply
+        return reply
+
+    async def error(self, kind: str, code: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.request(kind, **fields)
+        assert (reply["type"], reply["code"]) == ("error", code), reply
+        return reply
+
+    async def push(self, kind: str, timeout: float = WAIT, **match: Any) -> dict[str, Any]:
+        """The first server push of this type (and these field values), waiting for it if needed."""
+
+        def matches(message: dict[str, Any]) -> bool:
+            return message["type"] == kind and all(message.get(k) == v for k, v in match.items())
+
+        for index, message in enumerate(self.inbox):
+            if matches(message):
+                return self.inbox.pop(index)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self._next(max(0.01, deadline - loop.time()))
+            if matches(message):
+                return message
+            self.inbox.append(message)
+
+    async def pushes(self, kind: str, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:
+        return [await self.push(kind, timeout) for _ in range(count)]
+
+    async def quiet(self, kind: str | None = None, timeout: float = 0.3) -> list[dict[str, Any]]:
+        """Everything pushed within `timeout` (of one type if given): for asserting that nothing more came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                self.inbox.append(await self._next(left))
+            except TimeoutError:
+                break
+        return [m for m in self.inbox if kind is None or m["type"] == kind]
+
+    async def close(self) -> None:
+        if self.closed_with is None and not self.communicator.future.done():
+            await self.communicator.disconnect(timeout=WAIT)
+            self.closed_with = 1000
+
+
+def access_token(user: User) -> str:
+    """An access token made without the database (RefreshToken.for_user writes a row)."""
+    return str(AccessToken.for_user(user))
+
+
+def headers(user: User | None = None, *, token: str | None = None, origin: str | None = ORIGIN) -> list[Any]:
+    result = []
+    if origin is not None:
+        result.append((b"origin", origin.encode()))
+    if token is None and user is not None:
+        token = access_token(user)
+    if token is not None:
+        result.append((b"authorization", f"Bearer {token}".encode()))
+    return result
+
+
+Connect = Callable[..., Awaitable[Socket]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """Open sockets (accepted ones come back ready); all are closed, presence and all, after the test."""
+    opened: list[Socket] = []
+
+    async def open_socket(
+        user: User | None = None, *, token: str | None = None, origin: str | None = ORIGIN, expect: str = "accept"
+    ) -> Socket:
+        communicator = WebsocketCommunicator(application, "/ws/", headers=headers(user, token=token, origin=origin))
+        socket = Socket(communicator, user)
+        opened.append(socket)
+        accepted, code = await communicator.connect(timeout=WAIT)
+        if expect == "accept":
+            assert accepted, f"refused with {code}"
+        elif not accepted:
+            socket.closed_with = code
+        return socket
+
+    yield open_socket
+    for socket in opened:
+        await socket.close()
+
+
+@pytest.fixture(autouse=True)
+async def fresh_realtime() -> AsyncIterator[None]:
+    """No presence or group membership left over from another test."""
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.flush()
+    store = get_presence_store()
+    await store.clear()
+    yield
+    await store.clear()
+    await store.close()
+
+
+# --- Data -----------------------------------------------------------------------
+
+
+def create_incident(actor: User, title: str = "Checkout errors", severity: str = "high") -> Incident:
+    return commands.incident_create(actor=actor, title=title, severity=severity).incident
+
+
+acreate_incident = database_sync_to_async(create_incident)
+
+
+@database_sync_to_async
+def snapshot(incident_id: int) -> tuple[int, int, str]:
+    """(version, number of events, status): what must not change when a message is rejected."""
+    incident = Incident.objects.get(pk=incident_id)
+    return incident.version, incident.events.count(), incident.status
+
+
+def run_sync(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    """Run ORM or REST-client code from an async test in the database thread, as the consumer does."""
+    return database_sync_to_async(function)(*args, **kwargs)
