@@ -1,0 +1,293 @@
+"""The Django admin for incident review.
+
+The admin is one more door into the command pipeline, not a second write
+path: saving an incident calls `incidents.commands` with the form's values
+(so every change is versioned, audited and broadcast like any other), the
+timeline and the action items are shown read-only, and audit events can be
+looked at but never added, edited or deleted, by anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import ForeignKey, ManyToManyField, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from . import commands
+from .errors import CommandError
+from .models import ActionItem, AuditEvent, Incident
+
+User = get_user_model()
+
+# Set on the request when a command refused the admin's save, so the second
+# rendering of the same POST shows the refusal as a form error.
+PENDING_ERROR_ATTR = "_incident_admin_command_error"
+
+
+def _error_text(error: CommandError) -> str:
+    """One readable line: the message and any field errors the command gave."""
+    parts = [error.message]
+    for name, problems in error.fields.items():
+        parts.extend(f"{name}: {problem}" for problem in problems)
+    return " ".join(parts)
+
+
+class IncidentAdminForm(forms.ModelForm):
+    """Validates what the commands will check, so a refusal is a form error rather than a 500.
+
+    The commands check again under the row lock; a refusal that only shows
+    up there (another writer got in between) comes back as `command_error`.
+    """
+
+    # The version the page was loaded at: saving a page that someone else
+    # changed meanwhile is a conflict, not a silent overwrite of their change.
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+
+    command_error: CommandError | None = None
+
+    class Meta:
+        model = Incident
+        fields = ["title", "status", "severity", "summary", "commander", "assignees"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Summaries are stored as written; stripping would record a change the user never made.
+        self.fields["summary"].strip = False  # type: ignore[attr-defined]
+        if self.instance.pk is not None:
+            self.fields["expected_version"].initial = self.instance.version
+
+    def clean_summary(self) -> str:
+        """Keep the stored text when only the browser's line endings differ (textareas post CRLF)."""
+        value: str = self.cleaned_data["summary"]
+        stored = self.instance.summary or ""
+        if value.replace("\r\n", "\n") == stored.replace("\r\n", "\n"):
+            return stored
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        incident = self.instance  # still the stored row: _post_clean has not copied the form onto it yet
+        if incident.pk is not None:
+            expected = cleaned.get("expected_version")
+            if expected is not None and expected != incident.version:
+                self.add_error(
+                    None,
+                    f"Someone changed this incident while you were editing it: it is at version "
+                    f"{incident.version}, not {expected}. Reload the page and apply your change again.",
+                )
+            status = cleaned.get("status")
+            if status and status != incident.status:
+                try:
+                    commands.check_transition(incident, status)
+                except CommandError as error:
+                    self.add_error("status", _error_text(error))
+        if self.command_error is not None:
+            self.add_error(None, _error_text(self.command_error))
+        return cleaned
+
+
+class TimelineInline(admin.TabularInline):
+    """The incident's audit events, oldest first, for reading only."""
+
+    model = AuditEvent
+    fields = readonly_fields = ("seq", "type", "actor_username", "at", "data")
+    ordering = ["seq"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name = "timeline event"
+    verbose_name_plural = "timeline"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ActionItemInline(admin.TabularInline):
+    """Action items, read-only here: they change through the app or the API, which audit them."""
+
+    model = ActionItem
+    fields = readonly_fields = ("title", "owner", "done", "created_at")
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ActionItem]:
+        return super().get_queryset(request).select_related("owner")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    form = IncidentAdminForm
+    list_display = ["id", "title", "status", "severity", "commander", "created_by", "created_at", "version"]
+    list_display_links = ["id", "title"]
+    list_filter = ["status", "severity"]
+    search_fields = ["title"]
+    list_select_related = ["commander", "created_by"]
+    ordering = ["-created_at", "-id"]
+    autocomplete_fields = ["commander", "assignees"]
+    inlines = [ActionItemInline, TimelineInline]
+    actions = ["resolve_selected"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Incident | None = None) -> Any:
+        main = ["title", "status", "severity", "summary", "commander", "assignees"]
+        if obj is None:
+            return [(None, {"fields": main})]
+        return [
+            (None, {"fields": [*main, "expected_version"]}),
+            ("Record", {"fields": ["version", "created_by", "created_at", "updated_at", "resolved_at"]}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Incident | None = None) -> Any:
+        if obj is None:
+            return []
+        # The title is what the incident was opened as; there is no command to rename it.
+        return ["title", "version", "created_by", "created_at", "updated_at", "resolved_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
+        return super().get_queryset(request).select_related("commander", "created_by")
+
+    def formfield_for_foreignkey(self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "commander":
+            kwargs["queryset"] = User.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "assignees":
+            kwargs["queryset"] = User.objects.filter(is_active=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, PENDING_ERROR_ATTR, None)
+        if error is not None:
+            form = type(form.__name__, (form,), {"command_error": error})
+        return form
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An incident is resolved, never deleted: its timeline must outlive it.
+        return False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Turn a command's refusal during save into the same page with the error on the form.
+
+        Django runs the form view in one transaction, so the refused save has
+        been rolled back whole (an add that created the incident and then
+        failed to assign it leaves nothing). The second rendering re-validates
+        the same POST with the refusal attached as a form error.
+        """
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except CommandError as error:
+            if request.method != "POST" or getattr(request, PENDING_ERROR_ATTR, None) is not None:
+                raise
+            setattr(request, PENDING_ERROR_ATTR, error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        """Apply the form through the commands; never `obj.save()`."""
+        data = form.cleaned_data
+        actor = request.user
+        if change:
+            result = commands.incident_update(
+                actor=actor,
+                incident_id=obj.pk,
+                severity=data["severity"],
+                summary=data["summary"],
+                commander=data["commander"],
+                assignees=list(data["assignees"]),
+                expected_version=data.get("expected_version"),
+            )
+            version = result.incident.version
+            if data["status"] != result.incident.status:
+                commands.incident_change_status(
+                    actor=actor, incident_id=obj.pk, status=data["status"], expected_version=version
+                )
+        else:
+            incident = commands.incident_create(
+                actor=actor, title=data["title"], severity=data["severity"], summary=data["summary"]
+            ).incident
+            if data["commander"] is not None or data["assignees"]:
+                commands.incident_update(
+                    actor=actor, incident_id=incident.pk, commander=data["commander"], assignees=list(data["assignees"])
+                )
+            if data["status"] != incident.status:
+                commands.incident_change_status(actor=actor, incident_id=incident.pk, status=data["status"])
+            obj.pk = incident.pk
+            obj._state.adding = False
+        # Show what the commands stored, not the form's copy of it.
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Nothing to do: assignees went through the command, and the inlines are read-only.
+
+        Django's default would call `form.save_m2m()`, writing assignees
+        without an audit event. The formsets are marked as having saved
+        nothing, which is what the admin's change message reads.
+        """
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    @admin.action(description="Resolve selected incidents", permissions=["change"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        """Resolve each through the command; report the ones that cannot be (already resolved, say)."""
+        resolved: list[str] = []
+        skipped: list[str] = []
+        for incident in queryset.order_by("pk"):
+            try:
+                commands.incident_change_status(actor=request.user, incident_id=incident.pk, status="resolved")
+            except CommandError as error:
+                skipped.append(f"{incident}: {error.message}")
+            else:
+                resolved.append(str(incident))
+        if resolved:
+            self.message_user(request, f"Resolved {len(resolved)} incident(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Skipped {len(skipped)} incident(s): " + "; ".join(skipped), messages.WARNING)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The timeline of every incident, to look at only: no one may add, change or delete an event."""
+
+    list_display = ["incident", "seq", "type", "actor_username", "at"]
+    list_filter = ["type"]
+    search_fields = ["actor_username", "incident__title"]
+    list_select_related = ["incident"]
+    ordering = ["-at", "-id"]
+    fields = readonly_fields = ("incident", "seq", "type", "actor", "actor_username", "at", "data", "prev_hash", "hash")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return super().get_queryset(request).select_related("incident", "actor")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
