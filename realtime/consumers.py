@@ -96,10 +96,11 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
                 raise Invalid("Frames are JSON text, not binary.")
             if protocol.size_exceeds(text_data, settings.WS_MAX_MESSAGE_BYTES):
                 raise Invalid(f"A message is at most {settings.WS_MAX_MESSAGE_BYTES} bytes.")
-            message_id, content = protocol.decode(text_data)
+            content = protocol.decode(text_data)
+            message_id = protocol.message_id(content)
             if not allowed:
                 raise protocol.RateLimited()
-            handler = getattr(self, "on_" + content["type"].replace(":", "_"))
+            handler = getattr(self, "on_" + protocol.check_type(content).replace(":", "_"))
             body = await handler(content)
             await self.send_json(protocol.ack_reply(message_id, body or {}))
         except protocol.Unauthenticated as error:

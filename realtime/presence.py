@@ -61,7 +61,12 @@ class PresenceStore(ABC):
     """Presence and focus of users in incident rooms."""
 
     def __init__(self, *, ttl: float | None = None) -> None:
-        self.ttl = float(ttl if ttl is not None else settings.PRESENCE_TTL_SECONDS)
+        self._ttl = ttl
+
+    @property
+    def ttl(self) -> float:
+        """Seconds an entry lives without a refresh (read from settings each time unless given)."""
+        return float(self._ttl if self._ttl is not None else settings.PRESENCE_TTL_SECONDS)
 
     @abstractmethod
     async def join(self, incident: int, conn: str, user: UserRef) -> Joined:

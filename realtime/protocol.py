@@ -75,24 +75,30 @@ def size_exceeds(text: str, limit: int) -> bool:
     return len(text.encode("utf-8", "surrogatepass")) > limit
 
 
-def decode(text: str) -> tuple[Any, dict[str, Any]]:
-    """The (id, message) of a frame: a JSON object with a known `type`; Invalid otherwise.
-
-    The id comes out first so even a rejected message's error echoes it.
-    """
+def decode(text: str) -> dict[str, Any]:
+    """A frame's JSON object; Invalid if it is not JSON or not an object."""
     try:
         content = json.loads(text)
     except ValueError as exc:
         raise Invalid("The frame is not JSON.") from exc
     if not isinstance(content, dict):
         raise Invalid("A message is a JSON object.")
-    message_id = content.get("id")
-    if message_id is not None and (isinstance(message_id, bool) or not isinstance(message_id, str | int)):
+    return content
+
+
+def message_id(content: dict[str, Any]) -> Any:
+    """The id to echo: a string, an integer, or absent (null)."""
+    value = content.get("id")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
         raise Invalid("`id` is a string or an integer.", fields={"id": ["Must be a string or an integer."]})
+    return value
+
+
+def check_type(content: dict[str, Any]) -> str:
     kind = content.get("type")
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise Invalid(f"Unknown message type {kind!r}.", fields={"type": [f"One of: {', '.join(MESSAGE_TYPES)}."]})
-    return message_id, content
+    return kind
 
 
 def integer(content: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0) -> int | None:
