@@ -6,11 +6,13 @@ Redis). Tests marked for one backend are deselected in the other pass; they
 are not skipped, they run in the pass that has their backend.
 """
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -18,6 +20,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from accounts.services import user_set_role
 from incidents import audit_triggers
+
+# WebSocket fixtures (`connect`, `fresh_realtime`), opt-in by name.
+pytest_plugins = ["tests.ws_support"]
 
 ROLES = ["admin", "responder", "viewer"]
 PASSWORD = "correct-horse-battery-staple"
@@ -73,13 +78,24 @@ def _audit_triggers(request: pytest.FixtureRequest) -> Iterator[None]:
         audit_triggers.uninstall(connection)
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD hashed once per session and shared by every fixture user.
+
+    Password hashing is slow on purpose (about 0.3 s with Django's PBKDF2);
+    hashing per user made user fixtures the bulk of the suite's time. The hash
+    is a real default-hasher hash, so servers started by tests accept it too.
+    """
+    return make_password(PASSWORD)
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     counter = iter(range(1, 10_000))
 
     def make(role: str = "responder", username: str | None = None, **extra: Any) -> User:
-        user = User.objects.create_user(
-            username=username or f"{role}{next(counter)}", password=PASSWORD, email="", **extra
+        user = User.objects.create(
+            username=username or f"{role}{next(counter)}", password=password_hash(), email="", **extra
         )
         user_set_role(user=user, role=role)
         return user

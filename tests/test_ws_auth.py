@@ -8,7 +8,7 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from tests.ws_support import Connect, connect, fresh_realtime, run_sync  # noqa: F401
+from tests.ws_support import Connect, run_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

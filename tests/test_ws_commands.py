@@ -7,22 +7,13 @@ import pytest
 
 from accounts.models import User
 from incidents.models import ActionItem, Incident
-from tests.ws_support import (  # noqa: F401
-    Connect,
-    acreate_incident,
-    connect,
-    fresh_realtime,
-    run_sync,
-    snapshot,
-)
+from tests.ws_support import Connect, create_incident, run_sync, snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def incident(responder: User) -> Incident:
-    from tests.ws_support import create_incident
-
     return create_incident(responder)
 
 
@@ -124,7 +115,9 @@ async def test_a_stale_version_is_a_conflict_carrying_the_current_version(
 ) -> None:
     socket = await connect(responder)
     await socket.ok("incident:addNote", incident=incident.pk, body="first")
-    reply = await socket.error("incident:updateStatus", "conflict", incident=incident.pk, status="identified", version=1)
+    reply = await socket.error(
+        "incident:updateStatus", "conflict", incident=incident.pk, status="monitoring", version=1
+    )
     assert reply["version"] == 2
     assert await snapshot(incident.pk) == (2, 2, "investigating")
 
@@ -232,8 +225,9 @@ async def test_a_rejected_keyed_command_leaves_the_key_free(
     connect: Connect, responder: User, incident: Incident
 ) -> None:
     socket = await connect(responder)
-    await socket.error("incident:updateStatus", "conflict", incident=incident.pk, status="identified", version=9, key="s")
-    ack = await socket.ok("incident:updateStatus", incident=incident.pk, status="identified", key="s")
+    fields = {"incident": incident.pk, "status": "identified", "key": "s"}
+    await socket.error("incident:updateStatus", "conflict", version=9, **fields)
+    ack = await socket.ok("incident:updateStatus", **fields)
     assert ack["seq"] == 2 and "replayed" not in ack
 
 

@@ -9,7 +9,7 @@ from django.conf import LazySettings
 from accounts.models import User
 from incidents import commands
 from realtime.protocol import TokenBucket
-from tests.ws_support import Connect, Socket, acreate_incident, connect, fresh_realtime, run_sync  # noqa: F401
+from tests.ws_support import Connect, Socket, acreate_incident, run_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

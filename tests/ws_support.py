@@ -18,7 +18,6 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from incident_platform.asgi import application
 from incidents import commands
 from incidents.models import Incident
 from realtime.presence import get_presence_store
@@ -137,7 +136,7 @@ Connect = Callable[..., Awaitable[Socket]]
 
 
 @pytest.fixture
-async def connect() -> AsyncIterator[Connect]:
+async def connect(fresh_realtime: None) -> AsyncIterator[Connect]:
     """Open sockets (accepted ones come back ready); all are closed, presence and all, after the test."""
     opened: list[Socket] = []
 
@@ -150,6 +149,8 @@ async def connect() -> AsyncIterator[Connect]:
         expect: str = "accept",
     ) -> Socket:
         """expect: "accept" (asserted), "refuse" (asserted: closed during the handshake), or "any"."""
+        from incident_platform.asgi import application  # here, so loading this plugin sets nothing up
+
         communicator = WebsocketCommunicator(
             application, "/ws/", headers=headers(user, token=token, origin=origin) + (extra or [])
         )
@@ -167,7 +168,7 @@ async def connect() -> AsyncIterator[Connect]:
         await socket.close()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def fresh_realtime(settings: Any) -> AsyncIterator[None]:
     """No presence or group membership left over from another test.
 
