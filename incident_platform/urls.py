@@ -10,4 +10,7 @@ urlpatterns = [
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
+    # The web pages (server-rendered, HTMX): sign-in at /login/, the incident list at /.
+    path("", include("accounts.web_urls")),
+    path("", include("incidents.web_urls")),
 ]

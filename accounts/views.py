@@ -1,0 +1,36 @@
+"""Signing in and out and registering on the web pages, with Django's session."""
+
+from django.contrib.auth import login
+from django.contrib.auth.views import LoginView, LogoutView
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from .forms import RegisterForm
+from .services import user_register
+
+
+class SignInView(LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class SignOutView(LogoutView):
+    """POST only (Django's LogoutView refuses GET), so a link cannot sign anyone out."""
+
+
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest) -> HttpResponse:
+    """A new account is a viewer (see `user_register`); an admin may give it more."""
+    if request.user.is_authenticated:
+        return redirect("incident-list")
+    form = RegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = user_register(
+            username=form.cleaned_data["username"],
+            password=form.cleaned_data["password1"],
+            email=form.cleaned_data["email"] or "",
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("incident-list")
+    return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)

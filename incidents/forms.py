@@ -1,0 +1,87 @@
+"""Parsing of the web pages' posts. Forms only parse: every change is made by `incidents.commands`."""
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import ActionItem, Incident
+from .serializers import NoteInput
+
+User = get_user_model()
+
+
+def active_users() -> Any:
+    return User.objects.filter(is_active=True).order_by("username")
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.username)
+
+
+class ListFilterForm(forms.Form):
+    """The incident list's filters, read from the URL so a filtered view can be shared."""
+
+    status = forms.ChoiceField(choices=[("", "Any status"), *Incident.Status.choices], required=False)
+    severity = forms.ChoiceField(choices=[("", "Any severity"), *Incident.Severity.choices], required=False)
+    q = forms.CharField(required=False, max_length=200, label="Search")
+
+
+class IncidentCreateForm(forms.Form):
+    title = forms.CharField(max_length=Incident.TITLE_MAX_LENGTH, widget=forms.TextInput(attrs={"autofocus": True}))
+    severity = forms.ChoiceField(choices=Incident.Severity.choices, initial=Incident.Severity.MEDIUM)
+    summary = forms.CharField(
+        max_length=Incident.SUMMARY_MAX_LENGTH, required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+
+
+class VersionedForm(forms.Form):
+    version = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class StatusForm(VersionedForm):
+    status = forms.ChoiceField(choices=Incident.Status.choices)
+
+
+class SeverityForm(forms.Form):
+    severity = forms.ChoiceField(choices=Incident.Severity.choices)
+
+
+class CommanderForm(forms.Form):
+    commander = UserChoiceField(queryset=active_users(), required=False)
+
+
+class SummaryForm(VersionedForm):
+    summary = forms.CharField(max_length=Incident.SUMMARY_MAX_LENGTH, required=False, strip=False)
+
+
+class AssigneeForm(forms.Form):
+    user = UserChoiceField(queryset=active_users())
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(max_length=NoteInput.BODY_MAX_LENGTH)
+
+
+class ActionItemAddForm(forms.Form):
+    title = forms.CharField(max_length=ActionItem.TITLE_MAX_LENGTH)
+    owner = UserChoiceField(queryset=active_users(), required=False)
+
+
+class ActionItemDoneForm(forms.Form):
+    done = forms.BooleanField(required=False)
+
+
+class ActionItemOwnerForm(forms.Form):
+    owner = UserChoiceField(queryset=active_users(), required=False)
+
+
+def first_error(form: forms.Form) -> str:
+    """One line in plain words for the error slot beside the control."""
+    for name, errors in form.errors.items():
+        if name == "__all__":
+            return str(errors[0])
+        label = form.fields[name].label or name.replace("_", " ").capitalize()
+        return f"{label}: {errors[0]}"
+    return "The request is invalid."

@@ -1,0 +1,360 @@
+"""The web pages: server-rendered views over the same commands as the API.
+
+Reads use `incidents.selectors`; every write calls one command and answers
+204 (or a redirect without htmx). What the page shows changes only when the
+server's `incident:updated` arrives over the socket and the page fetches the
+room's partials (`incident_room_partial`): nothing here is optimistic.
+A command's typed error becomes a small error partial with its 4xx status,
+which htmx swaps into the error slot beside the control.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import commands
+from .errors import CommandError, Conflict, Invalid
+from .forms import (
+    ActionItemAddForm,
+    ActionItemDoneForm,
+    ActionItemOwnerForm,
+    AssigneeForm,
+    CommanderForm,
+    IncidentCreateForm,
+    ListFilterForm,
+    NoteForm,
+    SeverityForm,
+    StatusForm,
+    SummaryForm,
+    active_users,
+    first_error,
+)
+from .models import AuditEvent, Incident
+from .selectors import incident_get, incident_list_queryset
+
+LIST_LIMIT = 200
+TIMELINE_LENGTH = 200
+# A page that was away longer catches up in several partial fetches of this many events.
+CATCH_UP_LIMIT = 500
+
+CONFLICT_MESSAGE = "Someone changed this first — showing the latest."
+
+View = Callable[..., HttpResponse]
+# A command view returns nothing on success; `command_view` turns that into 204 or a redirect.
+CommandView = Callable[..., HttpResponse | None]
+
+
+# --- Helpers --------------------------------------------------------------------
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "incidents/partials/error.html", {"message": message}, status=status)
+
+
+def _plain(exc: CommandError) -> str:
+    """A command's error in the words a person reads beside the control."""
+    if isinstance(exc, Conflict):
+        return CONFLICT_MESSAGE
+    for name, messages in exc.fields.items():
+        if messages:
+            return f"{name.replace('_', ' ').capitalize()}: {messages[0]}"
+    return exc.message
+
+
+def _get_incident(pk: int) -> Incident:
+    incident = incident_get(pk)
+    if incident is None:
+        raise Http404("No such incident.")
+    return incident
+
+
+def command_view(view: CommandView) -> View:
+    """A POST that changes an incident: signed in, a responder or admin, typed errors to 4xx.
+
+    The role is checked here for an early, clear 403; the command checks it again.
+    """
+
+    @login_required
+    @require_POST
+    @wraps(view)
+    def wrapper(request: HttpRequest, pk: int, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.can_change_incidents:  # type: ignore[union-attr]
+            return _error(request, "You are viewing read-only: only responders and admins may change incidents.", 403)
+        try:
+            response = view(request, pk, *args, **kwargs)
+        except CommandError as exc:
+            return _error(request, _plain(exc), exc.http_status)
+        if response is not None:
+            return response
+        if _is_htmx(request):
+            return HttpResponse(status=204)
+        return redirect("incident-room", pk=pk)
+
+    return wrapper
+
+
+def _parsed(form_class: type[Any], request: HttpRequest) -> Any:
+    form = form_class(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    return form.cleaned_data
+
+
+# --- The timeline in words --------------------------------------------------------
+
+
+def _names(users: list[dict[str, Any]]) -> str:
+    return ", ".join(str(user.get("username", "?")) for user in users)
+
+
+def describe_event(event: AuditEvent) -> str:
+    """The event in its own words ("investigating → identified", "assigned carol", "note: …")."""
+    data: dict[str, Any] = event.data or {}
+    kind = event.type
+    T = AuditEvent.Type
+    if kind == T.INCIDENT_CREATED:
+        return f"opened it ({data.get('severity', '?')})"
+    if kind == T.STATUS_CHANGE:
+        if data.get("from") == Incident.Status.RESOLVED:
+            return f"reopened it: {data.get('from')} → {data.get('to')}"
+        return f"{data.get('from')} → {data.get('to')}"
+    if kind == T.SEVERITY_CHANGE:
+        return f"severity {data.get('from')} → {data.get('to')}"
+    if kind == T.SUMMARY_CHANGE:
+        return "updated the summary"
+    if kind == T.NOTE:
+        return f"note: {data.get('body', '')}"
+    if kind == T.ASSIGNMENT:
+        parts = []
+        commander = data.get("commander")
+        if commander:
+            new, old = commander.get("to"), commander.get("from")
+            if new:
+                parts.append(f"made {new.get('username')} commander")
+            elif old:
+                parts.append(f"removed {old.get('username')} as commander")
+        assignees = data.get("assignees") or {}
+        if assignees.get("added"):
+            parts.append(f"assigned {_names(assignees['added'])}")
+        if assignees.get("removed"):
+            parts.append(f"unassigned {_names(assignees['removed'])}")
+        return "; ".join(parts) or "changed the assignment"
+    item = data.get("item") or {}
+    title = item.get("title", "")
+    owner = (item.get("owner") or {}).get("username")
+    if kind == T.ACTION_ITEM_ADDED:
+        return f"action item added: “{title}”" + (f" for {owner}" if owner else "")
+    if kind == T.ACTION_ITEM_UPDATED:
+        changed = data.get("changed") or []
+        parts = []
+        if "done" in changed:
+            parts.append(f"ticked “{title}” done" if item.get("done") else f"unticked “{title}”")
+        if "owner" in changed:
+            parts.append(f"gave “{title}” to {owner}" if owner else f"took the owner off “{title}”")
+        if "title" in changed:
+            parts.append(f"renamed an action item to “{title}”")
+        return "; ".join(parts) or f"updated “{title}”"
+    return kind.replace("_", " ")
+
+
+def _timeline(events: QuerySet[AuditEvent] | list[AuditEvent]) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        rows.append(
+            {
+                "seq": event.seq,
+                "type": event.type,
+                "at": event.at,
+                "actor": event.actor_username,
+                "text": describe_event(event),
+                "detail": event.data.get("to", "") if event.type == AuditEvent.Type.SUMMARY_CHANGE else "",
+            }
+        )
+    return rows
+
+
+# --- The room's context, shared by the page and its partials ---------------------
+
+
+def _room_context(request: HttpRequest, incident: Incident, events: list[AuditEvent]) -> dict[str, Any]:
+    users = list(active_users())
+    assignees = list(incident.assignees.all())
+    assigned = {user.pk for user in assignees}
+    return {
+        "incident": incident,
+        "can_change": request.user.can_change_incidents,  # type: ignore[union-attr]
+        "transitions": incident.allowed_transitions(),
+        "severities": Incident.Severity.choices,
+        "users": users,
+        "assignees": assignees,
+        "unassigned": [user for user in users if user.pk not in assigned],
+        "action_items": list(incident.action_items.all()),
+        "events": _timeline(events),
+    }
+
+
+@login_required
+@require_GET
+def incident_room(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _get_incident(pk)
+    newest = list(incident.events.order_by("-seq")[:TIMELINE_LENGTH])
+    context = _room_context(request, incident, list(reversed(newest)))
+    context["older_events"] = bool(newest) and newest[-1].seq > 1
+    return render(request, "incidents/room.html", context)
+
+
+@login_required
+@require_GET
+def incident_room_partial(request: HttpRequest, pk: int) -> HttpResponse:
+    """The room's live parts as out-of-band swaps, and the events after `after`.
+
+    Events are capped at the version the state was read at, so the parts and
+    the timeline describe the same moment; a later event has its own broadcast.
+    """
+    incident = _get_incident(pk)
+    try:
+        after = max(0, int(request.GET.get("after", "0")))
+    except ValueError:
+        after = 0
+    events = list(incident.events.filter(seq__gt=after, seq__lte=incident.version).order_by("seq")[:CATCH_UP_LIMIT])
+    context = _room_context(request, incident, events)
+    context["oob"] = True
+    return render(request, "incidents/partials/room_live.html", context)
+
+
+# --- The list -------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest) -> dict[str, Any]:
+    form = ListFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    incidents = incident_list_queryset(
+        status=filters.get("status") or None,
+        severity=filters.get("severity") or None,
+        q=(filters.get("q") or "").strip() or None,
+    )[:LIST_LIMIT]
+    return {"form": form, "incidents": list(incidents), "filtered": bool(filters and any(filters.values()))}
+
+
+@login_required
+@require_GET
+def incident_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "incidents/list.html", _list_context(request))
+
+
+@login_required
+@require_GET
+def incident_list_rows(request: HttpRequest) -> HttpResponse:
+    """The table body alone, with the same filters: what the live list fetches on a change."""
+    return render(request, "incidents/partials/list_rows.html", _list_context(request))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_new(request: HttpRequest) -> HttpResponse:
+    if not request.user.can_change_incidents:  # type: ignore[union-attr]
+        return render(request, "incidents/new.html", {"forbidden": True}, status=403)
+    form = IncidentCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                result = commands.incident_create(actor=request.user, **form.cleaned_data)
+            except CommandError as exc:
+                form.add_error(None, _plain(exc))
+                status = exc.http_status
+            else:
+                return redirect("incident-room", pk=result.incident.pk)
+        else:
+            status = 400
+    return render(request, "incidents/new.html", {"form": form}, status=status)
+
+
+# --- Commands from the room ---------------------------------------------------------
+
+
+@command_view
+def incident_status(request: HttpRequest, pk: int) -> None:
+    data = _parsed(StatusForm, request)
+    commands.incident_change_status(
+        actor=request.user, incident_id=pk, status=data["status"], expected_version=data["version"]
+    )
+
+
+@command_view
+def incident_severity(request: HttpRequest, pk: int) -> None:
+    data = _parsed(SeverityForm, request)
+    commands.incident_update(actor=request.user, incident_id=pk, severity=data["severity"])
+
+
+@command_view
+def incident_commander(request: HttpRequest, pk: int) -> None:
+    data = _parsed(CommanderForm, request)
+    commands.incident_update(actor=request.user, incident_id=pk, commander=data["commander"])
+
+
+@command_view
+def incident_summary(request: HttpRequest, pk: int) -> None:
+    data = _parsed(SummaryForm, request)
+    commands.incident_update(
+        actor=request.user, incident_id=pk, summary=data["summary"], expected_version=data["version"]
+    )
+
+
+def _change_assignees(request: HttpRequest, pk: int, *, add: bool) -> None:
+    """The command takes the whole list: read it with its version, so a concurrent change is a 409, not lost."""
+    user = _parsed(AssigneeForm, request)["user"]
+    incident = Incident.objects.filter(pk=pk).only("version").first()
+    if incident is None:
+        raise Http404("No such incident.")
+    current = [u for u in incident.assignees.all() if u.pk != user.pk]
+    commands.incident_update(
+        actor=request.user,
+        incident_id=pk,
+        assignees=[*current, user] if add else current,
+        expected_version=incident.version,
+    )
+
+
+@command_view
+def incident_assignee_add(request: HttpRequest, pk: int) -> None:
+    _change_assignees(request, pk, add=True)
+
+
+@command_view
+def incident_assignee_remove(request: HttpRequest, pk: int) -> None:
+    _change_assignees(request, pk, add=False)
+
+
+@command_view
+def incident_note(request: HttpRequest, pk: int) -> None:
+    data = _parsed(NoteForm, request)
+    commands.incident_add_note(actor=request.user, incident_id=pk, body=data["body"])
+
+
+@command_view
+def action_item_add(request: HttpRequest, pk: int) -> None:
+    data = _parsed(ActionItemAddForm, request)
+    commands.action_item_add(actor=request.user, incident_id=pk, title=data["title"], owner=data["owner"])
+
+
+@command_view
+def action_item_done(request: HttpRequest, pk: int, item: int) -> None:
+    data = _parsed(ActionItemDoneForm, request)
+    commands.action_item_update(actor=request.user, incident_id=pk, item_id=item, done=data["done"])
+
+
+@command_view
+def action_item_owner(request: HttpRequest, pk: int, item: int) -> None:
+    data = _parsed(ActionItemOwnerForm, request)
+    commands.action_item_update(actor=request.user, incident_id=pk, item_id=item, owner=data["owner"])

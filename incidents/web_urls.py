@@ -1,0 +1,23 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.incident_list, name="incident-list"),
+    path("incidents/partials/rows", views.incident_list_rows, name="incident-list-rows"),
+    path("incidents/new", views.incident_new, name="incident-new"),
+    path("incidents/<int:pk>/", views.incident_room, name="incident-room"),
+    path("incidents/<int:pk>/partials/room", views.incident_room_partial, name="incident-room-partial"),
+    path("incidents/<int:pk>/status", views.incident_status, name="incident-status"),
+    path("incidents/<int:pk>/severity", views.incident_severity, name="incident-severity"),
+    path("incidents/<int:pk>/commander", views.incident_commander, name="incident-commander"),
+    path("incidents/<int:pk>/summary", views.incident_summary, name="incident-summary"),
+    path("incidents/<int:pk>/assignees/add", views.incident_assignee_add, name="incident-assignee-add"),
+    path("incidents/<int:pk>/assignees/remove", views.incident_assignee_remove, name="incident-assignee-remove"),
+    path("incidents/<int:pk>/notes", views.incident_note, name="incident-note"),
+    path("incidents/<int:pk>/action-items", views.action_item_add, name="incident-action-item-add"),
+    path("incidents/<int:pk>/action-items/<int:item>/done", views.action_item_done, name="incident-action-item-done"),
+    path(
+        "incidents/<int:pk>/action-items/<int:item>/owner", views.action_item_owner, name="incident-action-item-owner"
+    ),
+]

@@ -1,0 +1,393 @@
+// live.js: the page's one WebSocket (docs/protocol.md) and what it keeps current.
+//
+// The server is the authority. This module never changes what the page shows
+// from a user's action; it waits for the server's `incident:updated` and then
+// asks the server for the room's partials (GET /incidents/<id>/partials/room
+// ?after=<last seq shown>), which htmx swaps in by id. The timeline's last
+// <li data-seq> is the last seq seen, so
+//   - an update with seq <= that is ignored (already shown);
+//   - an update that skips ahead (a gap) fetches everything after it, in order;
+//   - after a reconnect, `incident:join` with `after` says what was missed.
+// Only one fetch runs at a time and each asks for seq > what is shown, so no
+// event is shown twice. Presence and focus come from the socket and are
+// rendered with textContent (never innerHTML with user text).
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const OFFLINE_AFTER_MS = 30000; // failing this long: say offline (and keep trying)
+const PING_EVERY_MS = 25000; // any reply proves the socket is alive
+const PING_TIMEOUT_MS = 10000;
+
+const LABELS = {
+  connecting: "◌ connecting…",
+  live: "● live",
+  reconnecting: "◌ reconnecting…",
+  offline: "✕ offline — changes are not being sent",
+  signedOut: "✕ offline — sign in again",
+};
+
+// Each user keeps one colour everywhere; all have AA contrast with white text.
+const USER_COLOURS = ["#b91c1c", "#c2410c", "#a16207", "#15803d", "#0f766e", "#1d4ed8", "#6d28d9", "#be185d"];
+
+export function colourFor(userId) {
+  return USER_COLOURS[Math.abs(Number(userId) || 0) % USER_COLOURS.length];
+}
+
+export function initials(user) {
+  const name = (user.display_name || user.username || "?").trim();
+  const words = name.split(/[\s._-]+/).filter(Boolean);
+  const letters = words.length > 1 ? words[0][0] + words[1][0] : name.slice(0, 2);
+  return letters.toUpperCase();
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// --- The socket ------------------------------------------------------------------
+
+export class LiveSocket {
+  constructor({ onOpen, onMessage, indicator }) {
+    this.onOpen = onOpen;
+    this.onMessage = onMessage;
+    this.indicator = indicator;
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.attempt = 0;
+    this.failingSince = null;
+    this.timer = null;
+    this.pingTimer = null;
+    this.stopped = false;
+    window.addEventListener("online", () => this.retryNow());
+    window.addEventListener("offline", () => this.setStatus("offline"));
+  }
+
+  get url() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws/`;
+  }
+
+  get isOpen() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  setStatus(state) {
+    if (!this.indicator) return;
+    this.indicator.dataset.state = state;
+    this.indicator.textContent = LABELS[state];
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      this.attempt = 0;
+      this.failingSince = null;
+      this.setStatus("live");
+      this.keepAlive();
+      Promise.resolve(this.onOpen()).catch((error) => console.warn("live: on open failed", error));
+    });
+    ws.addEventListener("message", (event) => this.receive(event.data));
+    ws.addEventListener("close", (event) => this.closed(ws, event.code));
+  }
+
+  receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if ((message.type === "ack" || message.type === "error") && this.pending.has(message.id)) {
+      const { resolve, reject } = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      if (message.type === "ack") resolve(message);
+      else reject(Object.assign(new Error(message.message), { code: message.code }));
+      return;
+    }
+    this.onMessage(message);
+  }
+
+  // Send one client message; resolves with its ack, rejects with its error (or a lost socket).
+  request(type, fields = {}) {
+    if (!this.isOpen) return Promise.reject(new Error("not connected"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ type, id, ...fields }));
+    });
+  }
+
+  keepAlive() {
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    this.pingTimer = setInterval(() => {
+      const timeout = setTimeout(() => ws.close(4000, "no reply to ping"), PING_TIMEOUT_MS);
+      // An error reply is a reply too: the socket is alive either way.
+      this.request("ping").catch(() => {}).finally(() => clearTimeout(timeout));
+    }, PING_EVERY_MS);
+  }
+
+  closed(ws, code) {
+    if (ws !== this.ws) return;
+    clearInterval(this.pingTimer);
+    for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
+    this.pending.clear();
+    this.ws = null;
+    if (code === 4401) {
+      // The session is gone; retrying cannot help until the person signs in again.
+      this.stopped = true;
+      this.setStatus("signedOut");
+      return;
+    }
+    this.failingSince ??= Date.now();
+    const offline = !navigator.onLine || Date.now() - this.failingSince > OFFLINE_AFTER_MS;
+    this.setStatus(offline ? "offline" : "reconnecting");
+    // Exponential backoff with jitter, so a restarted server is not hit by every page at once.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt += 1;
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  retryNow() {
+    if (this.stopped || this.ws !== null) return;
+    this.attempt = 0;
+    this.connect();
+  }
+}
+
+// --- The incident room -------------------------------------------------------------
+
+function startRoom(root) {
+  const incident = Number(root.dataset.incident);
+  const me = Number(root.dataset.user);
+  const partialUrl = root.dataset.partialUrl;
+  const timeline = document.getElementById("timeline-list");
+  const scroller = document.getElementById("timeline-scroll");
+  const pill = document.getElementById("new-events-pill");
+  const viewersList = document.getElementById("viewers");
+
+  const lastSeq = () => Number(timeline.lastElementChild?.dataset.seq || 0);
+  let wanted = 0; // the highest seq the server has told us exists
+  let syncing = false;
+  let unseen = 0;
+  let myFocus = null;
+  const focus = new Map(); // user id -> {user, section}
+
+  // -- Timeline position and the "N new events" pill
+  const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 24;
+  const toBottom = (smooth) => {
+    const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    scroller.scrollTo({ top: scroller.scrollHeight, behavior: smooth && !reduce ? "smooth" : "auto" });
+  };
+  const showPill = () => {
+    pill.hidden = unseen === 0;
+    pill.textContent = `${unseen} new event${unseen === 1 ? "" : "s"} ↓`;
+  };
+  pill.addEventListener("click", () => {
+    unseen = 0;
+    showPill();
+    toBottom(true);
+  });
+  scroller.addEventListener("scroll", () => {
+    if (unseen && atBottom()) {
+      unseen = 0;
+      showPill();
+    }
+  });
+  toBottom(false);
+
+  // -- Fetching what the server has: one fetch at a time, always for seq > what is shown
+  async function sync() {
+    if (syncing) return; // the running loop sees the raised `wanted`
+    syncing = true;
+    try {
+      for (;;) {
+        const before = lastSeq();
+        const wasAtBottom = atBottom();
+        await htmx.ajax("GET", `${partialUrl}?after=${before}`, { source: root, swap: "none" });
+        const added = timeline.querySelectorAll("li.is-new:not([data-counted])");
+        added.forEach((item) => item.setAttribute("data-counted", ""));
+        if (added.length) {
+          if (wasAtBottom) toBottom(true);
+          else {
+            unseen += added.length;
+            showPill();
+          }
+        }
+        document.dispatchEvent(new CustomEvent("live:synced"));
+        if (lastSeq() >= wanted || lastSeq() === before) break; // caught up, or nothing more to get
+      }
+    } catch (error) {
+      console.warn("live: could not fetch the room", error);
+    } finally {
+      syncing = false;
+    }
+  }
+
+  function updated(message) {
+    if (message.seq <= lastSeq()) return; // already shown
+    if (message.seq > Math.max(wanted, lastSeq()) + 1) {
+      console.info(`live: gap before seq ${message.seq}; fetching everything after ${lastSeq()}`);
+    }
+    wanted = Math.max(wanted, message.seq);
+    sync();
+  }
+
+  // -- People here now
+  function renderViewers(viewers) {
+    const shown = viewers.slice(0, 5);
+    const items = shown.map((user) => {
+      const item = element("li", "avatar", initials(user));
+      const name = user.display_name || user.username;
+      item.title = user.role ? `${name} (${user.role})` : name;
+      item.style.setProperty("--user-colour", colourFor(user.id));
+      item.dataset.user = user.id;
+      item.append(element("span", "visually-hidden", ` ${item.title}`));
+      return item;
+    });
+    if (viewers.length > shown.length) {
+      const rest = viewers.slice(shown.length);
+      const more = element("li", "avatar more", `+${rest.length}`);
+      more.title = rest.map((user) => user.username).join(", ");
+      items.push(more);
+    }
+    viewersList.replaceChildren(...items);
+    viewersList.setAttribute("aria-label", `${viewers.length} here now`);
+  }
+
+  // -- Who is working where
+  function renderFocus() {
+    for (const section of root.querySelectorAll("[data-focus-section]")) {
+      const name = section.dataset.focusSection;
+      const others = [...focus.values()].filter((entry) => entry.section === name && entry.user.id !== me);
+      const marker = section.querySelector(".focus-marker");
+      if (marker) {
+        marker.replaceChildren(
+          ...others.map((entry) => {
+            const tag = element("span", "focus-tag", `✎ ${entry.user.username} editing`);
+            tag.style.setProperty("--user-colour", colourFor(entry.user.id));
+            return tag;
+          }),
+        );
+      }
+      section.classList.toggle("has-focus-marker", others.length > 0);
+      if (others.length) section.style.setProperty("--focus-colour", colourFor(others[0].user.id));
+    }
+  }
+
+  function setFocus(entries) {
+    focus.clear();
+    for (const entry of entries || []) if (entry.section) focus.set(entry.user.id, entry);
+    renderFocus();
+  }
+
+  const sectionOf = (node) => node?.closest?.("[data-focus-section]")?.dataset.focusSection ?? null;
+  let focusTimer = null;
+  function focusChanged() {
+    // Settle first: moving between two controls is a focusout then a focusin,
+    // and a swapped control is put back by htmx right after.
+    clearTimeout(focusTimer);
+    focusTimer = setTimeout(() => {
+      const section = root.contains(document.activeElement) ? sectionOf(document.activeElement) : null;
+      if (section === myFocus) return;
+      myFocus = section;
+      if (live.isOpen) live.request("focus:set", { incident, section }).catch(() => {});
+    }, 60);
+  }
+  root.addEventListener("focusin", focusChanged);
+  root.addEventListener("focusout", focusChanged);
+
+  // -- The socket
+  const live = new LiveSocket({
+    indicator: document.getElementById("live-indicator"),
+    async onOpen() {
+      const ack = await live.request("incident:join", { incident, after: lastSeq() });
+      renderViewers(ack.viewers || []);
+      setFocus(ack.focus);
+      const newest = Math.max(ack.version || 0, ack.state?.version || 0, ...(ack.events || []).map((e) => e.seq));
+      wanted = Math.max(wanted, newest);
+      if (newest > lastSeq()) sync();
+      if (myFocus) live.request("focus:set", { incident, section: myFocus }).catch(() => {});
+    },
+    onMessage(message) {
+      if (message.incident !== incident) return;
+      switch (message.type) {
+        case "incident:updated":
+          updated(message);
+          break;
+        case "presence:joined":
+        case "presence:left":
+          if (message.type === "presence:left") focus.delete(message.user?.id);
+          renderViewers(message.viewers || []);
+          renderFocus();
+          break;
+        case "focus:updated":
+          if (message.section) focus.set(message.user.id, message);
+          else focus.delete(message.user.id);
+          renderFocus();
+          break;
+      }
+    },
+  });
+  // A 409 from a form: show the latest even if its event is already here.
+  document.addEventListener("live:resync", () => {
+    wanted = Math.max(wanted, lastSeq() + 1);
+    sync();
+  });
+  live.connect();
+}
+
+// --- The incident list ----------------------------------------------------------
+
+function startList(page) {
+  const rowsUrl = page.dataset.rowsUrl;
+  let fetching = false;
+  let again = false;
+  let opened = 0;
+
+  async function refresh() {
+    if (fetching) {
+      again = true;
+      return;
+    }
+    fetching = true;
+    try {
+      do {
+        again = false;
+        const before = new Set([...document.querySelectorAll("#incident-rows tr[id]")].map((row) => row.id));
+        await htmx.ajax("GET", rowsUrl + location.search, { target: "#incident-rows", swap: "outerHTML" });
+        for (const row of document.querySelectorAll("#incident-rows tr[id]")) {
+          if (!before.has(row.id)) row.classList.add("is-new");
+        }
+      } while (again);
+    } catch (error) {
+      console.warn("live: could not fetch the list", error);
+    } finally {
+      fetching = false;
+    }
+  }
+
+  const live = new LiveSocket({
+    indicator: document.getElementById("live-indicator"),
+    async onOpen() {
+      await live.request("incidents:subscribe");
+      if (opened++ > 0) refresh(); // a reconnect: changes may have been missed
+    },
+    onMessage(message) {
+      if (message.type === "incident:created" || message.type === "incident:listChanged") refresh();
+    },
+  });
+  live.connect();
+}
+
+const room = document.getElementById("room");
+const list = document.getElementById("incident-list-page");
+if (room) startRoom(room);
+else if (list) startList(list);
