@@ -2,7 +2,6 @@
 
 from typing import cast
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -38,10 +37,7 @@ class RegisterApi(APIView):
     @extend_schema(request=RegisterInputSerializer, responses={201: RegisterOutputSerializer})
     def post(self, request: Request) -> Response:
         serializer = RegisterInputSerializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except DjangoValidationError as exc:  # from the password validators
-            raise ValidationError({"password": list(exc.messages)}) from exc
+        serializer.is_valid(raise_exception=True)
         user = user_register(**serializer.validated_data)
         return Response(RegisterOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 

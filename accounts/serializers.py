@@ -1,4 +1,5 @@
 from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from incident_platform.strict import StrictSerializer
@@ -28,7 +29,12 @@ class RegisterInputSerializer(StrictSerializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
-        password_validation.validate_password(attrs["password"], User(username=attrs["username"]))
+        # DRF would file a Django ValidationError raised here under non_field_errors;
+        # the password validators' messages belong to the password field.
+        try:
+            password_validation.validate_password(attrs["password"], User(username=attrs["username"]))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
         return attrs
 
 
