@@ -4,7 +4,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -12,25 +11,19 @@ from rest_framework.throttling import ScopedRateThrottle
 from accounts.models import User
 
 from .conftest import PASSWORD
+from .throttling import reset_auth_throttle
 
 pytestmark = pytest.mark.django_db
 
 Api = Callable[[User | None], APIClient]
 
-# The auth throttle counts requests per client address; the test client is always 127.0.0.1.
-THROTTLE_KEY = ScopedRateThrottle.cache_format % {"scope": "auth", "ident": "127.0.0.1"}
-
 
 @pytest.fixture(autouse=True)
 def _fresh_auth_throttle() -> Iterator[None]:
-    """Each test starts with an unspent auth budget, whatever ran before it in this process or Redis prefix.
-
-    Only this key is deleted: clearing the whole cache would FLUSHDB a Redis
-    that other processes share.
-    """
-    cache.delete(THROTTLE_KEY)
+    """Each test starts with an unspent auth budget, whatever ran before it."""
+    reset_auth_throttle()
     yield
-    cache.delete(THROTTLE_KEY)
+    reset_auth_throttle()
 
 
 def login(client: APIClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
