@@ -154,18 +154,26 @@ def test_two_people_in_one_room_see_each_other_and_every_change(
             marker = vic.locator("[data-focus-section='summary'] .focus-marker")
             expect(marker).to_have_text("✎ rae editing")
             expect(vic.locator("[data-focus-section='summary']")).to_have_class("panel has-focus-marker")
-            rae.click("#summary-cancel")
+
+            # Someone else changes the incident while the summary is being written: saving says so
+            # beside the control and keeps the text; saving again replaces the latest on purpose.
+            rae.fill("#summary-input", "p99 above 2 s since deploy 8812")
+            access = token(server, responder.username)
+            api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "meanwhile"}, access)
+            expect(rae.locator("#timeline-list")).to_contain_text("note: meanwhile")
+            rae.click("#summary-editor button[type=submit]")
+            expect(rae.locator("#err-summary")).to_have_text("Someone changed this first — showing the latest.")
+            expect(rae.locator("#summary-input")).to_have_value("p99 above 2 s since deploy 8812")
+            rae.click("#summary-editor button[type=submit]")
+            for page in (rae, vic):
+                expect(page.locator("#live-summary")).to_have_text("p99 above 2 s since deploy 8812")
+            expect(rae.locator("#err-summary")).to_be_empty()
+            expect(rae.locator("#summary-editor")).to_be_hidden()
             rae.locator("#summary-edit").blur()
             expect(marker).to_have_text("")
 
             # A note through the REST API reaches both pages.
-            api(
-                server,
-                "POST",
-                f"/api/incidents/{incident.pk}/notes",
-                {"body": "rolled back 8812"},
-                token(server, "rae"),
-            )
+            api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "rolled back 8812"}, access)
             for page in (rae, vic):
                 expect(page.locator("#timeline-list")).to_contain_text("note: rolled back 8812")
 
