@@ -39,6 +39,9 @@ from .presence import Joined, Left, PresenceStore, get_presence_store
 
 logger = logging.getLogger(__name__)
 
+# How long a closing socket's consumer lingers after announcing its departure (see disconnect).
+DEPARTURE_GRACE_SECONDS = 0.2
+
 
 class IncidentConsumer(AsyncJsonWebsocketConsumer):
     """The /ws/ endpoint of docs/protocol.md."""
@@ -76,10 +79,17 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             self.keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.keepalive
-        for incident in list(self.rooms):
-            await self.leave_room(incident)
+        announced = [await self.leave_room(incident) for incident in list(self.rooms)]
         if self.subscribed:
             await self.channel_layer.group_discard(LIST_GROUP, self.channel_name)
+        if any(announced):
+            # channels-redis receives for every consumer of a process through
+            # one shared BZPOPMIN, run by whichever consumer holds its lock; when
+            # this consumer returns, Channels cancels its receive, and a message
+            # popped but not yet buffered is lost (django/channels#1683,
+            # channels_redis#366). Our own presence:left may be that message, for
+            # a socket on this very process; lingering a moment lets it land.
+            await asyncio.sleep(DEPARTURE_GRACE_SECONDS)
 
     # --- Client messages ----------------------------------------------------------
 
@@ -282,13 +292,15 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             if left.had_focus:
                 await self.broadcast(incident, "focus.updated", {"user": left.user, "section": None})
 
-    async def leave_room(self, incident: int) -> None:
+    async def leave_room(self, incident: int) -> bool:
+        """Leave a room; True if the room was told this user left."""
         self.rooms.pop(incident, None)
         await self.channel_layer.group_discard(incident_group(incident), self.channel_name)
         async with self.presence_lock:
             left = await self.store.leave(incident, self.channel_name)
         if left is not None:
             await self.announce_left(incident, [left], None)
+        return left is not None
 
     async def rejoin_if_swept(self, incident: int) -> None:
         """Put back this connection's entry if another process swept it (this one stalled past the TTL)."""
