@@ -172,6 +172,18 @@ def test_two_people_in_one_room_see_each_other_and_every_change(
             rae.locator("#summary-edit").blur()
             expect(marker).to_have_text("")
 
+            # Keyboard: `?` lists the shortcuts, `n` goes to the note box, Enter sends the note.
+            rae.keyboard.press("?")
+            expect(rae.locator("#shortcuts")).to_be_visible()
+            rae.keyboard.press("Escape")
+            rae.keyboard.press("n")
+            expect(rae.locator("#note-body")).to_be_focused()
+            rae.keyboard.type("paged the payments team")
+            rae.keyboard.press("Enter")
+            for page in (rae, vic):
+                expect(page.locator("#timeline-list")).to_contain_text("note: paged the payments team")
+            expect(rae.locator("#note-body")).to_have_value("")
+
             # A note through the REST API reaches both pages.
             api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "rolled back 8812"}, access)
             for page in (rae, vic):
