@@ -1,0 +1,167 @@
+"""Two daphne processes sharing PostgreSQL and Redis behave as one server; a killed one's viewers expire.
+
+Real processes, real sockets (the `websockets` client, as a bot would connect),
+a short presence TTL (6 s, refreshed every 2 s) so the expiry is seen in
+seconds; docs/protocol.md shows the default 30 s / 10 s meets the contract's
+60 s bound the same way (worst case TTL + refresh = 40 s).
+"""
+
+import asyncio
+import itertools
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from accounts.models import User
+from incidents.models import Incident
+from tests.servers import DaphneServer
+from tests.ws_support import access_token, create_incident, run_sync
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+TTL, REFRESH = 6, 2
+WAIT = 10.0
+
+
+class Client:
+    """A bot's socket: Bearer token and Origin in the handshake, one reply per message."""
+
+    ids = itertools.count(1)
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.inbox: list[dict[str, Any]] = []
+
+    async def send(self, kind: str, **fields: Any) -> int:
+        message_id = next(self.ids)
+        await self.connection.send(json.dumps({"type": kind, "id": message_id, **fields}))
+        return message_id
+
+    async def reply(self, message_id: int) -> dict[str, Any]:
+        while True:
+            message = json.loads(await asyncio.wait_for(self.connection.recv(), WAIT))
+            if message.get("id") == message_id and message["type"] in ("ack", "error"):
+                return dict(message)
+            self.inbox.append(message)
+
+    async def ok(self, kind: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.reply(await self.send(kind, **fields))
+        assert reply["type"] == "ack", reply
+        return reply
+
+    async def push(self, kind: str, timeout: float = WAIT, **match: Any) -> dict[str, Any]:
+        def matches(message: dict[str, Any]) -> bool:
+            return message["type"] == kind and all(message.get(k) == v for k, v in match.items())
+
+        for index, message in enumerate(self.inbox):
+            if matches(message):
+                return self.inbox.pop(index)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(await asyncio.wait_for(self.connection.recv(), max(0.01, deadline - time.monotonic())))
+            if matches(message):
+                return dict(message)
+            self.inbox.append(message)
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[DaphneServer, DaphneServer]]:
+    one, two = (DaphneServer(PRESENCE_TTL_SECONDS=str(TTL), PRESENCE_REFRESH_SECONDS=str(REFRESH)) for _ in range(2))
+    try:
+        one.start()
+        two.start()
+        yield one, two
+    finally:
+        one.kill()
+        two.stop()
+
+
+@pytest.fixture
+async def open_client() -> AsyncIterator[Any]:
+    opened: list[ClientConnection] = []
+
+    async def open_(server: DaphneServer, user: User) -> Client:
+        connection = await connect(
+            server.ws_url,
+            additional_headers={"Authorization": f"Bearer {access_token(user)}"},
+            origin=f"http://127.0.0.1:{server.port}",  # type: ignore[arg-type]
+            open_timeout=WAIT,
+        )
+        opened.append(connection)
+        return Client(connection)
+
+    yield open_
+    for connection in opened:
+        await connection.close()
+
+
+def rest_post(server: DaphneServer, user: User, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 (our own test server)
+        f"{server.url}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {access_token(user)}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
+        return dict(json.loads(response.read()))
+
+
+@pytest.fixture
+def incident(responder: User) -> Incident:
+    return create_incident(responder)
+
+
+async def test_two_processes_share_updates_presence_keys_and_expire_a_killed_ones_viewers(
+    servers: tuple[DaphneServer, DaphneServer],
+    open_client: Any,
+    users: dict[str, User],
+    incident: Incident,
+    record_property: Any,
+) -> None:
+    one, two = servers
+    viewer_on_one = await open_client(one, users["viewer"])
+    admin_on_two = await open_client(two, users["admin"])
+
+    # Presence is one list whichever process a socket is on.
+    await viewer_on_one.ok("incident:join", incident=incident.pk)
+    ack = await admin_on_two.ok("incident:join", incident=incident.pk)
+    both = [users["admin"].as_ref(), users["viewer"].as_ref()]
+    assert ack["viewers"] == both
+    joined = await viewer_on_one.push("presence:joined", user=users["admin"].as_ref())
+    assert joined["viewers"] == both
+
+    # A change through one process's REST API reaches sockets on both.
+    await run_sync(rest_post, two, users["responder"], f"/api/incidents/{incident.pk}/status", {"status": "identified"})
+    for client in (viewer_on_one, admin_on_two):
+        update = await client.push("incident:updated")
+        assert (update["seq"], update["state"]["status"]) == (2, "identified")
+
+    # The same idempotency key raced through both processes runs once.
+    on_one, on_two = await open_client(one, users["responder"]), await open_client(two, users["responder"])
+    fields = {"incident": incident.pk, "body": "Failing over to replica", "key": "failover-note"}
+    ids = await asyncio.gather(on_one.send("incident:addNote", **fields), on_two.send("incident:addNote", **fields))
+    acks = await asyncio.gather(on_one.reply(ids[0]), on_two.reply(ids[1]))
+    assert [a["type"] for a in acks] == ["ack", "ack"], acks
+    assert acks[0]["seq"] == acks[1]["seq"] == 3
+    assert sorted(bool(a.get("replayed")) for a in acks) == [False, True]
+    assert (await run_sync(lambda: incident.events.count())) == 3
+    for client in (viewer_on_one, admin_on_two):
+        assert (await client.push("incident:updated"))["seq"] == 3
+
+    # kill -9 the first process: its viewer stops being refreshed and is swept by the second.
+    killed_at = time.monotonic()
+    one.kill()
+    left = await admin_on_two.push("presence:left", timeout=TTL + REFRESH + WAIT, user=users["viewer"].as_ref())
+    elapsed = time.monotonic() - killed_at
+    record_property("presence_expiry_seconds", round(elapsed, 2))
+    print(f"\npresence:left for the killed process's viewer after {elapsed:.2f} s (bound {TTL + REFRESH} s)")
+    assert left["viewers"] == [users["admin"].as_ref()]
+    assert elapsed <= TTL + REFRESH + 1.5  # TTL + one sweep interval, plus scheduling slack
+
+    rejoin = await (await open_client(two, users["viewer"])).ok("incident:join", incident=incident.pk)
+    assert rejoin["viewers"] == both  # the viewer is back, through the live process
