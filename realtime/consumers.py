@@ -308,7 +308,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             await self.announce(incident, await self.store.join(incident, self.channel_name, self.user_ref))
 
     async def keep_presence(self) -> None:
-        """Every PRESENCE_REFRESH_SECONDS: refresh this connection's entries and sweep its rooms.
+        """Every PRESENCE_REFRESH_SECONDS: refresh this connection's entries and groups, and sweep its rooms.
 
         A process that dies stops refreshing; its entries expire after
         PRESENCE_TTL_SECONDS and the next sweep by any live consumer in the
@@ -321,9 +321,16 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
                     async with self.presence_lock:
                         if incident not in self.rooms:
                             continue  # left while we waited for the lock
+                        # Group membership in channels-redis expires (group_expiry,
+                        # a day) and is lost if Redis restarts; re-adding is
+                        # idempotent and keeps a long-open socket in its rooms.
+                        await self.channel_layer.group_add(incident_group(incident), self.channel_name)
                         await self.rejoin_if_swept(incident)
                         lefts = await self.store.sweep(incident)
                     await self.announce_left(incident, lefts, None)
                 except Exception:
                     # Redis hiccup: keep the socket; the next round tries again.
                     logger.exception("Presence refresh failed for incident %s", incident)
+            if self.subscribed:
+                with contextlib.suppress(Exception):
+                    await self.channel_layer.group_add(LIST_GROUP, self.channel_name)

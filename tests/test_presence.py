@@ -224,3 +224,34 @@ async def test_a_connection_that_stops_refreshing_is_swept_and_the_room_told(
     assert elapsed < 1 + 0.2 + 1  # TTL + refresh interval, and some slack for a busy machine
     assert (await live.push("focus:updated"))["section"] is None
     assert await store.viewers(incident.pk) == [responder.as_ref()]  # the live socket kept refreshing
+
+
+@pytestmark_db
+async def test_a_socket_restores_its_groups_and_presence_after_the_layer_forgets_them(
+    connect: Connect, viewer: User, responder: User, incident: Incident, settings: LazySettings
+) -> None:
+    """As after a Redis restart (or channels-redis's one-day group expiry): the next refresh puts the
+    socket back in its room's group and its presence entry back, announcing the user again."""
+    from channels.layers import get_channel_layer
+
+    from incidents import commands
+    from realtime.presence import get_presence_store
+    from tests.ws_support import run_sync
+
+    settings.PRESENCE_REFRESH_SECONDS = 0.2
+    socket = await connect(viewer)
+    await socket.ok("incident:join", incident=incident.pk)
+    await socket.push("presence:joined")
+    layer = get_channel_layer()
+    if settings.REDIS_URL:
+        redis = get_presence_store().redis  # type: ignore[attr-defined]
+        async for key in redis.scan_iter(match=f"{settings.REDIS_PREFIX}:asgi*group*"):
+            await redis.delete(key)
+    else:
+        layer.groups.clear()
+    await get_presence_store().clear()
+
+    rejoined = await socket.push("presence:joined", timeout=5)  # back in the group and in the store
+    assert rejoined["viewers"] == [viewer.as_ref()]
+    await run_sync(commands.incident_add_note, actor=responder, incident_id=incident.pk, body="still delivered")
+    assert (await socket.push("incident:updated"))["event"]["data"] == {"body": "still delivered"}
