@@ -121,7 +121,6 @@ async def test_two_processes_share_updates_presence_keys_and_expire_a_killed_one
     open_client: Any,
     users: dict[str, User],
     incident: Incident,
-    record_property: Any,
 ) -> None:
     one, two = servers
     viewer_on_one = await open_client(one, users["viewer"])
@@ -158,10 +157,9 @@ async def test_two_processes_share_updates_presence_keys_and_expire_a_killed_one
     one.kill()
     left = await admin_on_two.push("presence:left", timeout=TTL + REFRESH + WAIT, user=users["viewer"].as_ref())
     elapsed = time.monotonic() - killed_at
-    record_property("presence_expiry_seconds", round(elapsed, 2))
     print(f"\npresence:left for the killed process's viewer after {elapsed:.2f} s (bound {TTL + REFRESH} s)")
     assert left["viewers"] == [users["admin"].as_ref()]
-    assert elapsed <= TTL + REFRESH + 1.5  # TTL + one sweep interval, plus scheduling slack
+    assert elapsed <= TTL + REFRESH + 1.5, f"{elapsed:.2f} s"  # TTL + one sweep interval, and scheduling slack
 
     rejoin = await (await open_client(two, users["viewer"])).ok("incident:join", incident=incident.pk)
     assert rejoin["viewers"] == both  # the viewer is back, through the live process
