@@ -79,9 +79,16 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             self.keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.keepalive
-        announced = [await self.leave_room(incident) for incident in list(self.rooms)]
+        announced = []
+        for incident in list(self.rooms):
+            try:
+                announced.append(await self.leave_room(incident))
+            except Exception:
+                # Redis unreachable: the entry expires by itself within the TTL.
+                logger.exception("Could not leave incident %s cleanly", incident)
         if self.subscribed:
-            await self.channel_layer.group_discard(LIST_GROUP, self.channel_name)
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(LIST_GROUP, self.channel_name)
         if any(announced):
             # channels-redis receives for every consumer of a process through
             # one shared BZPOPMIN, run by whichever consumer holds its lock; when
