@@ -18,9 +18,10 @@ from accounts.permissions import CanChangeIncidentsOrReadOnly
 
 from . import commands
 from .errors import CommandError
-from .idempotency import Outcome, run_once
+from .idempotency import Outcome, command_content, run_once
 from .models import Incident
-from .selectors import events_after, incident_get, incident_list_queryset, incident_state_queryset
+from .publishing import incident_state
+from .selectors import events_after, incident_get, incident_list_queryset
 from .serializers import (
     ActionItemAddInput,
     ActionItemSerializer,
@@ -70,27 +71,12 @@ def _keyed(
     request: Request, *, name: str, target: list[Any], data: dict[str, Any], execute: Callable[[], Outcome]
 ) -> Response:
     """Run a write once per Idempotency-Key and turn its outcome into a response."""
-    content = {"transport": "rest", "command": name, "target": target, "data": _content(data)}
+    content = command_content(transport="rest", command=name, target=target, data=data)
     outcome = run_once(actor=request.user, key=request.headers.get("Idempotency-Key"), content=content, execute=execute)
     response = Response(outcome.body, status=outcome.status)
     if outcome.replayed:
         response["Idempotent-Replayed"] = "true"
     return response
-
-
-def _content(data: dict[str, Any]) -> dict[str, Any]:
-    """Validated input as plain values (users as ids) for the idempotency fingerprint."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        return getattr(value, "pk", value)
-
-    return {name: plain(value) for name, value in data.items()}
-
-
-def _state(incident: Incident) -> dict[str, Any]:
-    return dict(IncidentSerializer(incident_state_queryset().get(pk=incident.pk)).data)
 
 
 class IncidentPagination(PageNumberPagination):
@@ -122,7 +108,7 @@ class IncidentListApi(APIView):
 
         def execute() -> Outcome:
             result = commands.incident_create(actor=request.user, **data)
-            return Outcome(status.HTTP_201_CREATED, _state(result.incident))
+            return Outcome(status.HTTP_201_CREATED, incident_state(result.incident.pk))
 
         return _keyed(request, name="incident_create", target=[], data=data, execute=execute)
 
@@ -144,7 +130,7 @@ class IncidentDetailApi(APIView):
 
         def execute() -> Outcome:
             result = commands.incident_update(actor=request.user, incident_id=pk, expected_version=version, **data)
-            return Outcome(status.HTTP_200_OK, _state(result.incident))
+            return Outcome(status.HTTP_200_OK, incident_state(result.incident.pk))
 
         return _keyed(request, name="incident_update", target=[pk], data={**data, "version": version}, execute=execute)
 
@@ -160,7 +146,7 @@ class IncidentStatusApi(APIView):
             result = commands.incident_change_status(
                 actor=request.user, incident_id=pk, status=data["status"], expected_version=data.get("version")
             )
-            return Outcome(status.HTTP_200_OK, _state(result.incident))
+            return Outcome(status.HTTP_200_OK, incident_state(result.incident.pk))
 
         return _keyed(request, name="incident_change_status", target=[pk], data=data, execute=execute)
 

@@ -35,6 +35,24 @@ def fingerprint(content: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def command_content(*, transport: str, command: str, target: list[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What a keyed command was asked to do, as plain values (users as their ids), for its fingerprint.
+
+    The transport is part of it because REST and WebSocket answer the same
+    command with differently shaped outcomes; a key is replayed on its own door.
+    """
+
+    def plain(value: Any) -> Any:
+        return [plain(v) for v in value] if isinstance(value, list) else getattr(value, "pk", value)
+
+    return {
+        "transport": transport,
+        "command": command,
+        "target": target,
+        "data": {k: plain(v) for k, v in data.items()},
+    }
+
+
 def check_key(key: Any) -> str | None:
     if key is None or key == "":
         return None

@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from incidents import commands
 from incidents.errors import Invalid, NotFound
-from incidents.idempotency import Outcome, run_once
+from incidents.idempotency import Outcome, command_content, run_once
 from incidents.models import AuditEvent, Incident
 from incidents.publishing import incident_state, plain
 from incidents.selectors import events_after
@@ -132,15 +132,6 @@ COMMANDS: dict[str, CommandSpec] = {
 }
 
 
-def _content(data: dict[str, Any]) -> dict[str, Any]:
-    """Validated input as plain values (users as ids), for the idempotency fingerprint."""
-
-    def value(v: Any) -> Any:
-        return [value(x) for x in v] if isinstance(v, list) else getattr(v, "pk", v)
-
-    return {name: value(v) for name, v in data.items()}
-
-
 def _ack_body(result: commands.CommandResult) -> dict[str, Any]:
     events = [event.as_data() for event in result.events]
     body: dict[str, Any] = {
@@ -175,7 +166,7 @@ def command_run(
         raise Invalid(first_error(errors), fields=errors)
     data = dict(serializer.validated_data)
     target = [incident_id, item_id] if spec.item else [incident_id]
-    content = {"transport": "ws", "command": name, "target": target, "data": _content(data)}
+    content = command_content(transport="ws", command=name, target=target, data=data)
 
     def execute() -> Outcome:
         with transaction.atomic():
