@@ -15,6 +15,9 @@ Two things it adds that REST does not need:
   it. Each socket therefore sees `incident:updated` in seq order, once each.
 - Presence. Each joined room has a presence entry for this connection, which a
   background task refreshes and uses to sweep out entries of dead processes.
+  Whoever announces a room's presence change also tells the incident list
+  (`incident:viewers`), so a list page shows who is in each room without
+  joining any of them.
 
 Channels runs a consumer's handlers one at a time, so the per-room state
 below needs no lock against handlers; only the background task runs beside
@@ -183,10 +186,18 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         return {"incident": incident, "section": section}
 
     async def on_incidents_subscribe(self, content: dict[str, Any]) -> dict[str, Any]:
-        protocol.only(content)
+        """Join the list feed; with `incidents`, the ack says who is in each of those rooms now.
+
+        Subscribing again is allowed (a list page does it for rows it fetched
+        later). The group is joined before the store is read, so a change after
+        the read arrives as incident:viewers and none falls in between.
+        """
+        protocol.only(content, "incidents")
+        incidents = protocol.integers(content, "incidents", limit=protocol.MAX_SUBSCRIBED_INCIDENTS) or []
         await self.channel_layer.group_add(LIST_GROUP, self.channel_name)
         self.subscribed = True
-        return {}
+        viewers = await self.store.viewers_of(incidents) if incidents else {}
+        return {"viewers": {str(incident): users for incident, users in viewers.items()}}
 
     async def on_incidents_unsubscribe(self, content: dict[str, Any]) -> dict[str, Any]:
         protocol.only(content)
@@ -260,6 +271,12 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         if self.subscribed:
             await self.send_json({**message["row"], "type": "incident:listChanged", "incident": message["incident"]})
 
+    async def incident_viewers(self, message: dict[str, Any]) -> None:
+        if self.subscribed:
+            await self.send_json(
+                {"type": "incident:viewers", "incident": message["incident"], "viewers": message["viewers"]}
+            )
+
     async def presence_joined(self, message: dict[str, Any]) -> None:
         await self.forward(message, "presence:joined")
 
@@ -285,19 +302,31 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
 
     async def announce(self, incident: int, joined: Joined) -> None:
         """presence:left for users swept out on the way in, then presence:joined if this is the user's first tab."""
-        await self.announce_left(incident, joined.expired, joined.viewers)
+        await self.tell_room_left(incident, joined.expired, joined.viewers)
         if joined.first:
             await self.broadcast(incident, "presence.joined", {"user": self.user_ref, "viewers": joined.viewers})
+        if joined.first or joined.expired:
+            await self.tell_list(incident, joined.viewers)
 
     async def announce_left(self, incident: int, lefts: list[Left], viewers: list[dict[str, Any]] | None) -> None:
         if not lefts:
             return
         if viewers is None:
             viewers = await self.store.viewers(incident)
+        await self.tell_room_left(incident, lefts, viewers)
+        await self.tell_list(incident, viewers)
+
+    async def tell_room_left(self, incident: int, lefts: list[Left], viewers: list[dict[str, Any]]) -> None:
         for left in lefts:
             await self.broadcast(incident, "presence.left", {"user": left.user, "viewers": viewers})
             if left.had_focus:
                 await self.broadcast(incident, "focus.updated", {"user": left.user, "section": None})
+
+    async def tell_list(self, incident: int, viewers: list[dict[str, Any]]) -> None:
+        """incident:viewers to list subscribers: once per change of a room's viewers, with the whole list."""
+        await self.channel_layer.group_send(
+            LIST_GROUP, {"type": "incident.viewers", "incident": incident, "viewers": viewers}
+        )
 
     async def leave_room(self, incident: int) -> bool:
         """Leave a room; True if the room was told this user left."""

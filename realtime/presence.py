@@ -88,6 +88,10 @@ class PresenceStore(ABC):
     async def viewers(self, incident: int) -> list[UserRef]:
         """Distinct users present, sorted by username."""
 
+    async def viewers_of(self, incidents: list[int]) -> dict[int, list[UserRef]]:
+        """`viewers` of several rooms at once (the incident list asks for up to a page of them)."""
+        return {incident: await self.viewers(incident) for incident in incidents}
+
     @abstractmethod
     async def set_focus(self, incident: int, user_id: int, section: str | None) -> bool:
         """Set or clear a present user's focus; False if the user is not in the room."""
@@ -356,6 +360,19 @@ class RedisPresenceStore(PresenceStore):
 
     async def viewers(self, incident: int) -> list[UserRef]:
         return _sorted([json.loads(_text(ref)) for ref in await self.redis.hvals(self.keys(incident)[3])])
+
+    async def viewers_of(self, incidents: list[int]) -> dict[int, list[UserRef]]:
+        """One round trip for all of them, not one per room."""
+        if not incidents:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for incident in incidents:
+                pipe.hvals(self.keys(incident)[3])
+            rows = await pipe.execute()
+        return {
+            incident: _sorted([json.loads(_text(ref)) for ref in refs])
+            for incident, refs in zip(incidents, rows, strict=True)
+        }
 
     async def set_focus(self, incident: int, user_id: int, section: str | None) -> bool:
         return bool(await self._focus(keys=self.keys(incident), args=[int(user_id), section or ""]))

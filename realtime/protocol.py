@@ -17,6 +17,10 @@ from .presence import SECTIONS
 
 CLOSE_UNAUTHENTICATED = 4401
 
+# `incidents:subscribe` may ask for the viewers of this many incidents at most:
+# every row the web list shows (incidents.views.LIST_LIMIT) fits in one message.
+MAX_SUBSCRIBED_INCIDENTS = 200
+
 
 class Unauthenticated(CommandError):
     code = "unauthenticated"
@@ -110,6 +114,24 @@ def integer(content: dict[str, Any], name: str, *, required: bool = True, minimu
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 2**63 - 1:
         raise Invalid(f"`{name}` is an integer.", fields={name: [f"Must be an integer of at least {minimum}."]})
     return value
+
+
+def integers(content: dict[str, Any], name: str, *, limit: int) -> list[int] | None:
+    """An optional list of at most `limit` ids, duplicates dropped (order kept); None when absent.
+
+    Bounded so one message cannot make the server read an unbounded number of
+    rooms; the limit is the web list's page size, the largest list a page shows.
+    """
+    value = content.get(name)
+    if value is None:
+        return None
+    problem = f"A list of at most {limit} integers of at least 0."
+    if not isinstance(value, list) or len(value) > limit:
+        raise Invalid(f"`{name}` is a list of at most {limit} integers.", fields={name: [problem]})
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= 2**63 - 1:
+            raise Invalid(f"`{name}` holds integers only.", fields={name: [problem]})
+    return list(dict.fromkeys(value))
 
 
 def only(content: dict[str, Any], *names: str) -> None:

@@ -212,13 +212,25 @@ def test_two_people_in_one_room_see_each_other_and_every_change(
             raise
 
 
-def test_list_shows_a_new_incident_without_reload(responder: User, incident: Incident, browser: Any) -> None:
+def test_list_shows_a_new_incident_and_who_is_in_each_room_without_reload(
+    responder: User, viewer: User, incident: Incident, browser: Any
+) -> None:
     from playwright.sync_api import expect
 
     with DaphneServer() as server:
         try:
             page = signed_in_page(browser, server, responder.username)
             expect(page.locator("#live-indicator")).to_have_text("● live")
+            viewers = page.locator(f"#incident-row-{incident.pk} .viewers-cell")
+            expect(viewers).to_have_text("—")
+
+            # Someone opens the incident: their circle appears in its row, and goes when they leave.
+            vic = signed_in_page(browser, server, viewer.username)
+            vic.goto(f"{server.url}/incidents/{incident.pk}/")
+            expect(viewers.locator(f"li[data-user='{viewer.pk}']")).to_have_attribute("title", "vic (viewer)")
+            vic.context.close()
+            expect(viewers).to_have_text("—")
+
             access = token(server, "rae")
             created = api(server, "POST", "/api/incidents", {"title": "Payments down", "severity": "critical"}, access)
             row = page.locator(f"#incident-row-{created['id']}")

@@ -89,6 +89,7 @@ def test_pages_fit_desktop_and_phone(scene: dict[str, Any], browser: Any, tmp_pa
                 page.emulate_media(color_scheme=scheme)
                 page.goto(f"{server.url}/")
                 expect(page.locator("#live-indicator")).to_have_text("● live")
+                expect(page.locator(f"#incident-row-{incident.pk} .viewers li")).to_have_count(2)  # bob, vic
                 assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "no sideways scroll"
                 if scheme == "light":
                     page.screenshot(path=str(out / f"list-{name}.png"), full_page=name == "phone")

@@ -100,6 +100,14 @@ def test_list_renders_for_every_role(users: dict[str, User], role: str) -> None:
     assert ("New incident" in page) is (role != "viewer")
 
 
+def test_list_has_a_viewers_cell_per_row_for_the_live_script_to_fill(responder: User) -> None:
+    first, second = make_incident(responder, title="one"), make_incident(responder, title="two")
+    page = client_for(responder).get(reverse("incident-list")).content.decode()
+    assert '<th scope="col">Viewers</th>' in page
+    for incident in (first, second):
+        assert f'data-viewers-of="{incident.pk}"><span class="muted">—</span></td>' in page
+
+
 def test_list_puts_open_first_then_most_severe(responder: User) -> None:
     low = make_incident(responder, title="low one", severity="low")
     resolved = make_incident(responder, title="resolved critical", severity="critical")

@@ -47,6 +47,29 @@ function element(tag, className, text) {
   return node;
 }
 
+// People in a room as initials in circles (name and role in a tooltip); more than `shown` fold into +N.
+// The room's header and the list's Viewers column both draw them here, so they look the same.
+export function renderViewers(list, viewers, shown = 5) {
+  const first = viewers.slice(0, shown);
+  const items = first.map((user) => {
+    const item = element("li", "avatar", initials(user));
+    const name = user.display_name || user.username;
+    item.title = user.role ? `${name} (${user.role})` : name;
+    item.style.setProperty("--user-colour", colourFor(user.id));
+    item.dataset.user = user.id;
+    item.append(element("span", "visually-hidden", ` ${item.title}`));
+    return item;
+  });
+  if (viewers.length > first.length) {
+    const rest = viewers.slice(first.length);
+    const more = element("li", "avatar more", `+${rest.length}`);
+    more.title = rest.map((user) => user.username).join(", ");
+    items.push(more);
+  }
+  list.replaceChildren(...items);
+  list.setAttribute("aria-label", `${viewers.length} here now`);
+}
+
 // --- The socket ------------------------------------------------------------------
 
 export class LiveSocket {
@@ -240,28 +263,6 @@ function startRoom(root) {
     sync();
   }
 
-  // -- People here now
-  function renderViewers(viewers) {
-    const shown = viewers.slice(0, 5);
-    const items = shown.map((user) => {
-      const item = element("li", "avatar", initials(user));
-      const name = user.display_name || user.username;
-      item.title = user.role ? `${name} (${user.role})` : name;
-      item.style.setProperty("--user-colour", colourFor(user.id));
-      item.dataset.user = user.id;
-      item.append(element("span", "visually-hidden", ` ${item.title}`));
-      return item;
-    });
-    if (viewers.length > shown.length) {
-      const rest = viewers.slice(shown.length);
-      const more = element("li", "avatar more", `+${rest.length}`);
-      more.title = rest.map((user) => user.username).join(", ");
-      items.push(more);
-    }
-    viewersList.replaceChildren(...items);
-    viewersList.setAttribute("aria-label", `${viewers.length} here now`);
-  }
-
   // -- Who is working where
   function renderFocus() {
     for (const section of root.querySelectorAll("[data-focus-section]")) {
@@ -309,7 +310,7 @@ function startRoom(root) {
     indicator: document.getElementById("live-indicator"),
     async onOpen() {
       const ack = await live.request("incident:join", { incident, after: lastSeq() });
-      renderViewers(ack.viewers || []);
+      renderViewers(viewersList, ack.viewers || []);
       setFocus(ack.focus);
       const newest = Math.max(ack.version || 0, ack.state?.version || 0, ...(ack.events || []).map((e) => e.seq));
       wanted = Math.max(wanted, newest);
@@ -325,7 +326,7 @@ function startRoom(root) {
         case "presence:joined":
         case "presence:left":
           if (message.type === "presence:left") focus.delete(message.user?.id);
-          renderViewers(message.viewers || []);
+          renderViewers(viewersList, message.viewers || []);
           renderFocus();
           break;
         case "focus:updated":
@@ -345,12 +346,51 @@ function startRoom(root) {
 }
 
 // --- The incident list ----------------------------------------------------------
+//
+// Rows are re-fetched from the server (GET rows URL, same filters) whenever an
+// incident is created or changes. The Viewers column comes from the socket: the
+// subscribe ack gives the viewers of the rows shown, `incident:viewers` each
+// change after, and rows fetched later are asked for with another subscribe.
+
+const LIST_VIEWERS_SHOWN = 3; // a table cell has room for fewer circles than the room's header
 
 function startList(page) {
   const rowsUrl = page.dataset.rowsUrl;
+  const viewers = new Map(); // incident id -> its viewers, as the server last said
   let fetching = false;
   let again = false;
   let opened = 0;
+
+  const cells = () => [...document.querySelectorAll("#incident-rows [data-viewers-of]")];
+
+  function paint(cell) {
+    const users = viewers.get(Number(cell.dataset.viewersOf));
+    if (users === undefined) return; // not heard yet: keep what is shown
+    if (!users.length) {
+      cell.replaceChildren(element("span", "muted", "—"));
+      return;
+    }
+    const list = element("ul", "viewers");
+    renderViewers(list, users, LIST_VIEWERS_SHOWN);
+    cell.replaceChildren(list);
+  }
+
+  // Subscribe (again), asking for the viewers of every row not heard of yet;
+  // after a (re)connect nothing is known, so that is every row.
+  async function subscribe({ always }) {
+    const unknown = cells()
+      .map((cell) => Number(cell.dataset.viewersOf))
+      .filter((id) => !viewers.has(id));
+    if (!always && !unknown.length) return;
+    const ack = await live.request("incidents:subscribe", { incidents: unknown });
+    for (const [id, users] of Object.entries(ack.viewers || {})) viewers.set(Number(id), users);
+    cells().forEach(paint);
+  }
+
+  // New rows arrive showing "—": paint what is known before the browser draws them.
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.target.id === "incident-rows") cells().forEach(paint);
+  });
 
   async function refresh() {
     if (fetching) {
@@ -367,6 +407,7 @@ function startList(page) {
           if (!before.has(row.id)) row.classList.add("is-new");
         }
       } while (again);
+      if (live.isOpen) await subscribe({ always: false });
     } catch (error) {
       console.warn("live: could not fetch the list", error);
     } finally {
@@ -377,11 +418,17 @@ function startList(page) {
   const live = new LiveSocket({
     indicator: document.getElementById("live-indicator"),
     async onOpen() {
-      await live.request("incidents:subscribe");
+      viewers.clear(); // what was heard before the socket dropped may be stale
+      await subscribe({ always: true });
       if (opened++ > 0) refresh(); // a reconnect: changes may have been missed
     },
     onMessage(message) {
       if (message.type === "incident:created" || message.type === "incident:listChanged") refresh();
+      else if (message.type === "incident:viewers") {
+        viewers.set(message.incident, message.viewers || []);
+        const cell = document.querySelector(`#incident-rows [data-viewers-of="${Number(message.incident)}"]`);
+        if (cell) paint(cell);
+      }
     },
   });
   live.connect();

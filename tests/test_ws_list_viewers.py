@@ -1,0 +1,127 @@
+"""The incident list's "viewers now": who is in each room, in the subscribe ack and as `incident:viewers` pushes.
+
+Runs in both passes: with the in-memory store and layer, and with Redis.
+"""
+
+from typing import Any
+
+import pytest
+from django.conf import LazySettings
+
+from accounts.models import User
+from incidents.models import Incident
+from incidents.views import LIST_LIMIT
+from realtime.presence import get_presence_store
+from realtime.protocol import MAX_SUBSCRIBED_INCIDENTS
+from tests.ws_support import Connect, acreate_incident, create_incident
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def incident(responder: User) -> Incident:
+    return create_incident(responder)
+
+
+def test_every_row_the_web_list_shows_fits_in_one_subscribe() -> None:
+    assert MAX_SUBSCRIBED_INCIDENTS >= LIST_LIMIT
+
+
+async def test_subscribe_with_incidents_acks_the_distinct_viewers_of_each(
+    connect: Connect, viewer: User, responder: User, incident: Incident
+) -> None:
+    empty = await acreate_incident(responder, title="Quiet one", severity="low")
+    for user in (viewer, viewer, responder):  # the viewer with two tabs is listed once
+        await (await connect(user)).ok("incident:join", incident=incident.pk)
+    listener = await connect(viewer)
+    ack = await listener.ok("incidents:subscribe", incidents=[incident.pk, empty.pk, incident.pk])
+    assert ack["viewers"] == {
+        str(incident.pk): [responder.as_ref(), viewer.as_ref()],  # sorted by username: rae, vic
+        str(empty.pk): [],
+    }
+
+
+async def test_subscribe_without_incidents_acks_no_viewers(connect: Connect, viewer: User) -> None:
+    socket = await connect(viewer)
+    assert (await socket.ok("incidents:subscribe"))["viewers"] == {}
+    assert (await socket.ok("incidents:subscribe", incidents=[]))["viewers"] == {}
+
+
+async def test_a_user_joining_and_leaving_a_room_tells_list_subscribers(
+    connect: Connect, viewer: User, responder: User, incident: Incident
+) -> None:
+    listener = await connect(viewer)
+    await listener.ok("incidents:subscribe")
+
+    tab1 = await connect(responder)
+    await tab1.ok("incident:join", incident=incident.pk)
+    joined = await listener.push("incident:viewers")
+    assert joined == {"type": "incident:viewers", "incident": incident.pk, "viewers": [responder.as_ref()]}
+
+    tab2 = await connect(responder)
+    await tab2.ok("incident:join", incident=incident.pk)  # a second tab changes nobody's list
+    await tab1.close()  # nor does closing one of two
+    assert await listener.quiet("incident:viewers") == []
+
+    await tab2.ok("incident:leave", incident=incident.pk)
+    left = await listener.push("incident:viewers")
+    assert (left["incident"], left["viewers"]) == (incident.pk, [])
+
+
+async def test_a_connection_swept_out_after_expiry_tells_list_subscribers(
+    connect: Connect, viewer: User, responder: User, incident: Incident, settings: LazySettings
+) -> None:
+    """As in test_presence: an entry written and never refreshed stands for a dead process's connection."""
+    settings.PRESENCE_TTL_SECONDS = 1
+    settings.PRESENCE_REFRESH_SECONDS = 0.2
+    live = await connect(responder)
+    await live.ok("incident:join", incident=incident.pk)
+    await get_presence_store().join(incident.pk, "conn-of-a-dead-process", viewer.as_ref())
+    listener = await connect(viewer)
+    ack = await listener.ok("incidents:subscribe", incidents=[incident.pk])
+    assert ack["viewers"] == {str(incident.pk): [responder.as_ref(), viewer.as_ref()]}
+
+    swept = await listener.push("incident:viewers", timeout=5, incident=incident.pk)
+    assert swept["viewers"] == [responder.as_ref()]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1",
+        7,
+        {"1": 1},
+        [1, "2"],
+        [True],
+        [1.5],
+        [-1],
+        [[1]],
+        [None],
+        [2**63],
+        list(range(MAX_SUBSCRIBED_INCIDENTS + 1)),
+    ],
+    ids=repr,
+)
+async def test_bad_incidents_are_invalid_and_do_not_subscribe(
+    connect: Connect, viewer: User, responder: User, incident: Incident, value: Any
+) -> None:
+    socket = await connect(viewer)
+    error = await socket.error("incidents:subscribe", "invalid", incidents=value)
+    assert list(error["fields"]) == ["incidents"]
+    await (await connect(responder)).ok("incident:join", incident=incident.pk)
+    assert await socket.quiet("incident:viewers") == []  # a rejected message changes nothing
+
+
+async def test_a_socket_not_subscribed_gets_no_viewer_updates(
+    connect: Connect, viewer: User, responder: User, incident: Incident
+) -> None:
+    in_room = await connect(viewer)  # in the room (so it hears presence:joined), never subscribed
+    await in_room.ok("incident:join", incident=incident.pk)
+    unsubscribed = await connect(viewer)
+    await unsubscribed.ok("incidents:subscribe")
+    await unsubscribed.ok("incidents:unsubscribe")
+
+    await (await connect(responder)).ok("incident:join", incident=incident.pk)
+    assert (await in_room.push("presence:joined", user=responder.as_ref()))["incident"] == incident.pk
+    assert await in_room.quiet("incident:viewers") == []
+    assert await unsubscribed.quiet() == []
