@@ -393,7 +393,7 @@ class RedisPresenceStore(PresenceStore):
             await self.redis.delete(key)
 
     async def close(self) -> None:
-        await self.redis.aclose()  # type: ignore[attr-defined]  # (types-redis predates aclose)
+        await self.redis.aclose()
 
 
 # --- The store of this process ------------------------------------------------
