@@ -20,7 +20,6 @@ from . import commands
 from .errors import CommandError
 from .idempotency import Outcome, command_content, run_once
 from .models import Incident
-from .publishing import incident_state
 from .selectors import events_after, incident_get, incident_list_queryset
 from .serializers import (
     ActionItemAddInput,
@@ -108,7 +107,7 @@ class IncidentListApi(APIView):
 
         def execute() -> Outcome:
             result = commands.incident_create(actor=request.user, **data)
-            return Outcome(status.HTTP_201_CREATED, incident_state(result.incident.pk))
+            return Outcome(status.HTTP_201_CREATED, result.state)
 
         return _keyed(request, name="incident_create", target=[], data=data, execute=execute)
 
@@ -130,7 +129,7 @@ class IncidentDetailApi(APIView):
 
         def execute() -> Outcome:
             result = commands.incident_update(actor=request.user, incident_id=pk, expected_version=version, **data)
-            return Outcome(status.HTTP_200_OK, incident_state(result.incident.pk))
+            return Outcome(status.HTTP_200_OK, result.state)
 
         return _keyed(request, name="incident_update", target=[pk], data={**data, "version": version}, execute=execute)
 
@@ -146,7 +145,7 @@ class IncidentStatusApi(APIView):
             result = commands.incident_change_status(
                 actor=request.user, incident_id=pk, status=data["status"], expected_version=data.get("version")
             )
-            return Outcome(status.HTTP_200_OK, incident_state(result.incident.pk))
+            return Outcome(status.HTTP_200_OK, result.state)
 
         return _keyed(request, name="incident_change_status", target=[pk], data=data, execute=execute)
 

@@ -40,6 +40,13 @@ class CommandResult:
     def changed(self) -> bool:
         return bool(self.events)
 
+    @property
+    def state(self) -> dict[str, Any]:
+        """The incident's state after the command, as broadcast; built afresh only if nothing changed."""
+        if self.events and self.events[-1].state_after is not None:
+            return self.events[-1].state_after
+        return publishing.incident_state(self.incident.pk)
+
 
 # --- Checks -------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ def _record(
     incident.updated_at = timezone.now()
     incident.save(update_fields=[*fields, "version", "updated_at"])
     event = AuditEvent.objects.append(incident=incident, type=type, actor=actor, data=data)
-    publishing.publish_on_commit(incident, event)
+    event.state_after = publishing.publish_on_commit(incident, event)
     return event
 
 

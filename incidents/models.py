@@ -170,6 +170,11 @@ class AuditEvent(models.Model):
 
     objects = AuditEventManager()
 
+    # Not stored: the incident's state as this event left it, set by the command
+    # that wrote the event (it is built anyway for the broadcast), so replies
+    # need not build it again.
+    state_after: dict[str, Any] | None = None
+
     class Meta:
         ordering = ["incident", "seq"]
         constraints = [

@@ -44,7 +44,8 @@ def list_row(state: dict[str, Any]) -> dict[str, Any]:
     return {name: state[name] for name in IncidentListSerializer.Meta.fields}
 
 
-def publish_on_commit(incident: Incident, event: AuditEvent) -> None:
+def publish_on_commit(incident: Incident, event: AuditEvent) -> dict[str, Any]:
+    """Build the messages now (inside the transaction), send them after the commit; return the state."""
     state = incident_state(incident.pk)
     updated = {
         "type": "incident.updated",
@@ -60,6 +61,7 @@ def publish_on_commit(incident: Incident, event: AuditEvent) -> None:
         "row": list_row(state),
     }
     transaction.on_commit(lambda: send([(incident_group(incident.pk), updated), (LIST_GROUP, listed)]))
+    return state
 
 
 def send(messages: list[tuple[str, dict[str, Any]]]) -> None:

@@ -140,7 +140,7 @@ def _ack_body(result: commands.CommandResult) -> dict[str, Any]:
         "seq": events[-1]["seq"] if events else None,
         "seqs": [event["seq"] for event in events],
         "events": events,
-        "state": incident_state(result.incident.pk),
+        "state": result.state,
     }
     if result.item is not None:
         body["item"] = ActionItemSerializer(result.item).data

@@ -175,3 +175,21 @@ def test_seq_and_version_stay_equal(responder: Any) -> None:
     seqs = list(AuditEvent.objects.filter(incident=incident).values_list("seq", flat=True))
     assert seqs == [1, 2, 3, 4]
     assert Incident.objects.get(pk=incident.pk).version == 4
+
+
+def test_result_state_is_the_broadcast_state_without_rebuilding_it(
+    responder: Any, django_assert_num_queries: Any
+) -> None:
+    incident = make_incident(responder)
+    result = commands.incident_change_status(actor=responder, incident_id=incident.pk, status="identified")
+    with django_assert_num_queries(0):
+        state = result.state
+    assert state["status"] == "identified"
+    assert state["version"] == 2
+
+
+def test_result_state_of_a_change_that_changed_nothing_is_read_afresh(responder: Any) -> None:
+    incident = make_incident(responder)
+    result = commands.incident_update(actor=responder, incident_id=incident.pk, severity="high")
+    assert result.events == []
+    assert result.state["version"] == 1
