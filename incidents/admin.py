@@ -90,47 +90,41 @@ class IncidentAdminForm(forms.ModelForm):
         return cleaned
 
 
-class TimelineInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """An inline for reading: what it shows changes only through the commands."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TimelineInline(ReadOnlyInline):
     """The incident's audit events, oldest first, for reading only."""
 
     model = AuditEvent
     fields = readonly_fields = ("seq", "type", "actor_username", "at", "data")
     ordering = ["seq"]
-    extra = 0
-    can_delete = False
     show_change_link = False
     verbose_name = "timeline event"
     verbose_name_plural = "timeline"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ActionItemInline(admin.TabularInline):
+class ActionItemInline(ReadOnlyInline):
     """Action items, read-only here: they change through the app or the API, which audit them."""
 
     model = ActionItem
     fields = readonly_fields = ("title", "owner", "done", "created_at")
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ActionItem]:
         return super().get_queryset(request).select_related("owner")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Incident)
