@@ -171,6 +171,29 @@ async def test_a_rest_change_reaches_a_joined_socket(
     assert update["state"]["status"] == "monitoring"
 
 
+async def test_an_admin_action_reaches_a_joined_socket(
+    connect: Connect, admin: User, viewer: User, incident: Incident
+) -> None:
+    from django.test import Client
+
+    socket = await connect(viewer)
+    await socket.ok("incident:join", incident=incident.pk)
+
+    def resolve_in_the_admin() -> int:
+        client = Client()
+        client.force_login(admin)
+        response = client.post(
+            "/admin/incidents/incident/",
+            {"action": "resolve_selected", "_selected_action": [incident.pk]},
+        )
+        return response.status_code
+
+    assert await run_sync(resolve_in_the_admin) == 302
+    update = await socket.push("incident:updated")
+    assert (update["seq"], update["event"]["type"], update["event"]["actor"]["id"]) == (2, "status_change", admin.pk)
+    assert update["state"]["status"] == "resolved"
+
+
 # --- Idempotency keys -------------------------------------------------------------
 
 
