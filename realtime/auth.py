@@ -27,16 +27,17 @@ def bearer_token(scope: dict[str, Any]) -> str | None:
 
 
 @database_sync_to_async
-def user_for_token(raw: str) -> Any:
+def user_for_token(raw: str) -> tuple[Any, float | None]:
+    """The token's active user and the token's expiry (a Unix time), or an anonymous user."""
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]
     except TokenError:
-        return AnonymousUser()
+        return AnonymousUser(), None
     User = get_user_model()
     user = User.objects.filter(**{api_settings.USER_ID_FIELD: token.get(api_settings.USER_ID_CLAIM)}).first()
     if user is None or not user.is_active:
-        return AnonymousUser()
-    return user
+        return AnonymousUser(), None
+    return user, float(token["exp"])
 
 
 class JWTAuthMiddleware(BaseMiddleware):
@@ -49,7 +50,9 @@ class JWTAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         raw = bearer_token(scope)
         if raw is not None:
-            scope = dict(scope, user=await user_for_token(raw) if raw else AnonymousUser())
+            user, expires_at = await user_for_token(raw) if raw else (AnonymousUser(), None)
+            # The consumer closes the socket when the token it was opened with expires.
+            scope = dict(scope, user=user, token_expires_at=expires_at)
         return await super().__call__(scope, receive, send)
 
 

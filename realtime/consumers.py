@@ -29,6 +29,7 @@ The protocol is documented in docs/protocol.md.
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -59,6 +60,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.presence: PresenceStore | None = None
         self.presence_lock = asyncio.Lock()
         self.keepalive: asyncio.Task[None] | None = None
+        self.expiry: asyncio.Task[None] | None = None
         self.bucket = protocol.TokenBucket(burst=settings.WS_RATE_BURST, per_second=settings.WS_RATE_PER_SECOND)
 
     # --- Connection -------------------------------------------------------------
@@ -76,8 +78,19 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.presence = get_presence_store()
         await self.accept()
         self.keepalive = asyncio.create_task(self.keep_presence())
+        expires_at = self.scope.get("token_expires_at")
+        if expires_at is not None:
+            # A bearer token's identity lasts as long as the token: past that the
+            # client must reconnect with a fresh one (as it must for REST).
+            self.expiry = asyncio.create_task(self.close_at(expires_at))
+
+    async def close_at(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
         if self.keepalive is not None:
             self.keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,17 @@ from tests.ws_support import Connect, run_sync
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+async def session_cookie(user: User) -> str:
+    """The session cookie of a browser signed in as `user`."""
+
+    def sign_in() -> str:
+        client = Client()
+        client.force_login(user)
+        return client.cookies["sessionid"].value
+
+    return await run_sync(sign_in)
+
+
 async def refused_with_4401(connect: Connect, **kwargs: Any) -> None:
     socket = await connect(expect="any", **kwargs)
     if socket.closed_with is None:  # accepted, then closed: browsers see the code this way
@@ -40,6 +51,21 @@ async def test_an_expired_token_is_closed_with_4401(connect: Connect, viewer: Us
     await refused_with_4401(connect, token=str(token))
 
 
+async def test_a_socket_is_closed_with_4401_when_its_token_expires(connect: Connect, viewer: User) -> None:
+    token = AccessToken.for_user(viewer)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    socket = await connect(token=str(token))
+    assert (await socket.request("ping"))["type"] == "ack"
+    assert await socket._next(5) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_session_socket_is_not_closed_by_token_expiry(connect: Connect, viewer: User) -> None:
+    socket = await connect(extra=[(b"cookie", f"sessionid={await session_cookie(viewer)}".encode())])
+    with pytest.raises(TimeoutError):
+        await socket._next(1.5)  # nothing, in particular no close, comes unasked
+    assert socket.closed_with is None
+
+
 async def test_a_token_of_a_deactivated_user_is_closed_with_4401(connect: Connect, viewer: User) -> None:
     token = str(AccessToken.for_user(viewer))
     await run_sync(User.objects.filter(pk=viewer.pk).update, is_active=False)
@@ -61,12 +87,7 @@ async def test_a_missing_origin_is_refused(connect: Connect, viewer: User) -> No
 
 
 async def test_the_browser_session_cookie_opens_a_socket(connect: Connect, viewer: User) -> None:
-    def session_cookie() -> str:
-        client = Client()
-        client.force_login(viewer)
-        return client.cookies["sessionid"].value
-
-    cookie = await run_sync(session_cookie)
+    cookie = await session_cookie(viewer)
     socket = await connect(extra=[(b"cookie", f"sessionid={cookie}".encode())])
     joined = await socket.ok("ping")
     assert joined == {"type": "ack", "id": joined["id"]}
