@@ -45,3 +45,21 @@ def test_production_settings_pass_check_deploy() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def _database_options(**env: str) -> str:
+    result = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])", **env
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_postgresql_uses_a_connection_pool_by_default() -> None:
+    options = _database_options(DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused", DATABASE_POOL_MAX="7")
+    assert "'pool': {'min_size': 2, 'max_size': 7, 'timeout': 10}" in options
+
+
+def test_the_pool_can_be_turned_off_for_an_external_pooler() -> None:
+    options = _database_options(DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused", DATABASE_POOL="false")
+    assert "pool" not in options
