@@ -217,6 +217,9 @@ REST_FRAMEWORK = {
         "auth": env.str("AUTH_THROTTLE_RATE", default="20/min"),
     },
     "EXCEPTION_HANDLER": "incidents.apis.exception_handler",
+    # Proxies in front of daphne (a load balancer: 1), so throttles count the
+    # client's address from X-Forwarded-For, not the proxy's.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

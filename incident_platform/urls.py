@@ -1,8 +1,18 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.throttling import throttle_auth_posts
+
 urlpatterns = [
+    # Every password form spends the same sign-in budget as POST /api/auth/login.
+    # These come first, so they answer the paths the admin and DRF also route.
+    path("admin/login/", throttle_auth_posts(admin.site.login)),
+    path(
+        "api-auth/login/",
+        throttle_auth_posts(LoginView.as_view(template_name="rest_framework/login.html")),
+    ),
     path("admin/", admin.site.urls),
     path("api/", include("accounts.urls")),
     path("api/", include("incidents.urls")),

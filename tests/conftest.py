@@ -21,6 +21,8 @@ from accounts.models import User
 from accounts.services import user_set_role
 from incidents import audit_triggers
 
+from .throttling import reset_auth_throttle
+
 # WebSocket fixtures (`connect`, `fresh_realtime`), opt-in by name.
 pytest_plugins = ["tests.ws_support"]
 
@@ -49,6 +51,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+@pytest.fixture(autouse=True)
+def _fresh_auth_throttle() -> Iterator[None]:
+    """Every test starts with an unspent sign-in budget (see tests/throttling.py)."""
+    reset_auth_throttle()
+    yield
+    reset_auth_throttle()
 
 
 @pytest.fixture(autouse=True)

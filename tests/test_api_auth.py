@@ -1,6 +1,6 @@
 """Accounts over REST: registration, JWT sign-in, rotation, sign-out, the current user, roles, throttling."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,19 +11,10 @@ from rest_framework.throttling import ScopedRateThrottle
 from accounts.models import User
 
 from .conftest import PASSWORD
-from .throttling import reset_auth_throttle
 
 pytestmark = pytest.mark.django_db
 
 Api = Callable[[User | None], APIClient]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_throttle() -> Iterator[None]:
-    """Each test starts with an unspent auth budget, whatever ran before it."""
-    reset_auth_throttle()
-    yield
-    reset_auth_throttle()
 
 
 def login(client: APIClient, username: str, password: str = PASSWORD) -> dict[str, Any]:

@@ -17,8 +17,6 @@ from accounts.models import User
 from incidents import commands
 from incidents.models import ActionItem, AuditEvent, IdempotencyKey, Incident
 
-from .throttling import reset_auth_throttle
-
 pytestmark = pytest.mark.django_db
 
 BIG = "x" * 100_000
@@ -43,11 +41,6 @@ WRITES: list[tuple[str, str, dict[str, Any]]] = [
     ("post", "/api/auth/logout", {"refresh": "whatever"}),
 ]
 WRITE_IDS = [f"{method} {path}" for method, path, _ in WRITES]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_throttle() -> None:
-    reset_auth_throttle()
 
 
 @pytest.fixture

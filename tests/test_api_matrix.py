@@ -19,17 +19,10 @@ from incidents import commands
 from incidents.models import ActionItem, AuditEvent, Incident
 
 from .conftest import PASSWORD
-from .throttling import reset_auth_throttle
 
 pytestmark = pytest.mark.django_db
 
 CALLERS = ["anonymous", "viewer", "responder", "admin"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_throttle() -> None:
-    """Register, login and refresh are throttled per address; each case starts with an unspent budget."""
-    reset_auth_throttle()
 
 
 @dataclass(frozen=True)
