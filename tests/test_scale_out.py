@@ -7,7 +7,6 @@ seconds; docs/protocol.md shows the default 30 s / 10 s meets the contract's
 """
 
 import asyncio
-import itertools
 import json
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from accounts.models import User
 from incidents.models import Incident
 from tests.servers import DaphneServer
-from tests.ws_support import access_token, create_incident, run_sync
+from tests.ws_support import ProtocolClient, access_token, create_incident, run_sync
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -28,45 +27,18 @@ TTL, REFRESH = 6, 2
 WAIT = 10.0
 
 
-class Client:
-    """A bot's socket: Bearer token and Origin in the handshake, one reply per message."""
-
-    ids = itertools.count(1)
+class Client(ProtocolClient):
+    """A bot's socket over the network: Bearer token and Origin in the handshake."""
 
     def __init__(self, connection: ClientConnection) -> None:
+        super().__init__()
         self.connection = connection
-        self.inbox: list[dict[str, Any]] = []
 
-    async def send(self, kind: str, **fields: Any) -> int:
-        message_id = next(self.ids)
-        await self.connection.send(json.dumps({"type": kind, "id": message_id, **fields}))
-        return message_id
+    async def _next(self, timeout: float) -> dict[str, Any]:
+        return dict(json.loads(await asyncio.wait_for(self.connection.recv(), timeout)))
 
-    async def reply(self, message_id: int) -> dict[str, Any]:
-        while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), WAIT))
-            if message.get("id") == message_id and message["type"] in ("ack", "error"):
-                return dict(message)
-            self.inbox.append(message)
-
-    async def ok(self, kind: str, **fields: Any) -> dict[str, Any]:
-        reply = await self.reply(await self.send(kind, **fields))
-        assert reply["type"] == "ack", reply
-        return reply
-
-    async def push(self, kind: str, timeout: float = WAIT, **match: Any) -> dict[str, Any]:
-        def matches(message: dict[str, Any]) -> bool:
-            return message["type"] == kind and all(message.get(k) == v for k, v in match.items())
-
-        for index, message in enumerate(self.inbox):
-            if matches(message):
-                return self.inbox.pop(index)
-        deadline = time.monotonic() + timeout
-        while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), max(0.01, deadline - time.monotonic())))
-            if matches(message):
-                return dict(message)
-            self.inbox.append(message)
+    async def send_raw(self, text: str) -> None:
+        await self.connection.send(text)
 
 
 @pytest.fixture

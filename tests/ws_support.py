@@ -26,35 +26,26 @@ ORIGIN = "http://testserver"
 WAIT = 5.0  # seconds: the bound of every wait for something that should come
 
 
-class Socket:
-    """One client connection through the ASGI application."""
+class ProtocolClient:
+    """What every test client of /ws/ shares: one reply per message, pushes kept until asked for.
+
+    Subclasses say how a frame goes out (`send_raw`) and comes in (`_next`).
+    """
 
     ids = itertools.count(1)
 
-    def __init__(self, communicator: WebsocketCommunicator, user: User | None) -> None:
-        self.communicator = communicator
-        self.user = user
+    def __init__(self) -> None:
         self.inbox: list[dict[str, Any]] = []  # server pushes not yet looked at
-        self.closed_with: int | None = None
 
     async def _next(self, timeout: float) -> dict[str, Any]:
-        """The next output of the application; unlike receive_output, a timeout does not kill it."""
-        future = self.communicator.future
-        if future.done():
-            future.result()  # raise the consumer's exception, if any
-        message = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
-        if message["type"] == "websocket.close":
-            self.closed_with = message.get("code", 1000)
-            return {"type": "websocket.close", "code": self.closed_with}
-        assert message["type"] == "websocket.send", message
-        return dict(json.loads(message["text"]))
+        raise NotImplementedError
 
     async def send_raw(self, text: str) -> None:
-        await self.communicator.send_to(text_data=text)
+        raise NotImplementedError
 
     async def send(self, kind: str, **fields: Any) -> int:
         message_id = next(self.ids)
-        await self.communicator.send_json_to({"type": kind, "id": message_id, **fields})
+        await self.send_raw(json.dumps({"type": kind, "id": message_id, **fields}))
         return message_id
 
     async def reply(self, message_id: Any, timeout: float = WAIT) -> dict[str, Any]:
@@ -109,6 +100,31 @@ class Socket:
             except TimeoutError:
                 break
         return [m for m in self.inbox if kind is None or m["type"] == kind]
+
+
+class Socket(ProtocolClient):
+    """One client connection through the ASGI application."""
+
+    def __init__(self, communicator: WebsocketCommunicator, user: User | None) -> None:
+        super().__init__()
+        self.communicator = communicator
+        self.user = user
+        self.closed_with: int | None = None
+
+    async def _next(self, timeout: float) -> dict[str, Any]:
+        """The next output of the application; unlike receive_output, a timeout does not kill it."""
+        future = self.communicator.future
+        if future.done():
+            future.result()  # raise the consumer's exception, if any
+        message = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
+        if message["type"] == "websocket.close":
+            self.closed_with = message.get("code", 1000)
+            return {"type": "websocket.close", "code": self.closed_with}
+        assert message["type"] == "websocket.send", message
+        return dict(json.loads(message["text"]))
+
+    async def send_raw(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
 
     async def close(self) -> None:
         if self.closed_with is None and not self.communicator.future.done():
