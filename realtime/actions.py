@@ -69,9 +69,10 @@ def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
     arrives as incident:updated (the socket joined the group before this read).
     """
     active_user(user_id)
-    if not Incident.objects.filter(pk=incident_id).exists():
-        raise NotFound(f"Incident {incident_id} does not exist.")
-    state = incident_state(incident_id)
+    try:
+        state = incident_state(incident_id)
+    except Incident.DoesNotExist:
+        raise NotFound(f"Incident {incident_id} does not exist.") from None
     events = AuditEvent.objects.filter(incident_id=incident_id, seq__lte=state["version"])
     if after is None:
         newest = list(events.order_by("-seq")[:JOIN_HISTORY])

@@ -114,5 +114,7 @@ class DaphneServer:
     def __enter__(self) -> "DaphneServer":
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            print(f"--- daphne on {self.port}, last output ---\n{self.output()}")  # pytest shows it with the failure
         self.stop()

@@ -122,94 +122,88 @@ def test_two_people_in_one_room_see_each_other_and_every_change(
     from playwright.sync_api import expect
 
     with DaphneServer() as server:
-        try:
-            rae = signed_in_page(browser, server, responder.username)
-            vic = signed_in_page(browser, server, viewer.username)
-            room = f"{server.url}/incidents/{incident.pk}/"
-            rae.goto(room)
-            vic.goto(room)
-            for page in (rae, vic):
-                expect(page.locator("#live-indicator")).to_have_text("● live")
+        rae = signed_in_page(browser, server, responder.username)
+        vic = signed_in_page(browser, server, viewer.username)
+        room = f"{server.url}/incidents/{incident.pk}/"
+        rae.goto(room)
+        vic.goto(room)
+        for page in (rae, vic):
+            expect(page.locator("#live-indicator")).to_have_text("● live")
 
-            # Each sees the other among the people here now.
-            expect(rae.locator(f"#viewers li[data-user='{viewer.pk}']")).to_have_count(1)
-            expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_count(1)
-            expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_attribute(
-                "title", "rae (responder)"
+        # Each sees the other among the people here now.
+        expect(rae.locator(f"#viewers li[data-user='{viewer.pk}']")).to_have_count(1)
+        expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_count(1)
+        expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_attribute("title", "rae (responder)")
+
+        # The viewer has no controls, and says so.
+        expect(vic.locator("[id^='status-to-']")).to_have_count(0)
+        expect(vic.locator(".readonly-note")).to_be_visible()
+
+        # The responder moves the status; both pages show it when the server's event arrives.
+        rae.click("#status-to-identified")
+        for page in (rae, vic):
+            expect(page.locator("#current-status")).to_have_text("Identified")
+            expect(page.locator("#timeline-list")).to_contain_text("investigating → identified")
+        expect(rae.locator("#status-to-identified")).to_have_count(0)
+
+        # The responder works in the summary; the viewer sees where.
+        rae.click("#summary-edit")
+        marker = vic.locator("[data-focus-section='summary'] .focus-marker")
+        expect(marker).to_have_text("✎ rae editing")
+        expect(vic.locator("[data-focus-section='summary']")).to_have_class("panel has-focus-marker")
+
+        # Someone else changes the incident while the summary is being written: saving says so
+        # beside the control and keeps the text; saving again replaces the latest on purpose.
+        rae.fill("#summary-input", "p99 above 2 s since deploy 8812")
+        access = token(server, responder.username)
+        api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "meanwhile"}, access)
+        expect(rae.locator("#timeline-list")).to_contain_text("note: meanwhile")
+        rae.click("#summary-editor button[type=submit]")
+        expect(rae.locator("#err-summary")).to_have_text("Someone changed this first — showing the latest.")
+        expect(rae.locator("#summary-input")).to_have_value("p99 above 2 s since deploy 8812")
+        rae.click("#summary-editor button[type=submit]")
+        for page in (rae, vic):
+            expect(page.locator("#live-summary")).to_have_text("p99 above 2 s since deploy 8812")
+        expect(rae.locator("#err-summary")).to_be_empty()
+        expect(rae.locator("#summary-editor")).to_be_hidden()
+        rae.locator("#summary-edit").blur()
+        expect(marker).to_have_text("")
+
+        # Keyboard: `?` lists the shortcuts, `n` goes to the note box, Enter sends the note.
+        rae.keyboard.press("?")
+        expect(rae.locator("#shortcuts")).to_be_visible()
+        rae.keyboard.press("Escape")
+        rae.keyboard.press("n")
+        expect(rae.locator("#note-body")).to_be_focused()
+        rae.keyboard.type("paged the payments team")
+        rae.keyboard.press("Enter")
+        for page in (rae, vic):
+            expect(page.locator("#timeline-list")).to_contain_text("note: paged the payments team")
+        expect(rae.locator("#note-body")).to_have_value("")
+
+        # A note through the REST API reaches both pages.
+        api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "rolled back 8812"}, access)
+        for page in (rae, vic):
+            expect(page.locator("#timeline-list")).to_contain_text("note: rolled back 8812")
+
+        # The server goes away: the pages say so, and a change is made meanwhile.
+        server.stop()
+        for page in (rae, vic):
+            expect(page.locator("#live-indicator")).to_contain_text("reconnecting")
+        in_thread(
+            lambda: commands.incident_add_note(
+                actor=responder, incident_id=incident.pk, body="made while you were away"
             )
-
-            # The viewer has no controls, and says so.
-            expect(vic.locator("[id^='status-to-']")).to_have_count(0)
-            expect(vic.locator(".readonly-note")).to_be_visible()
-
-            # The responder moves the status; both pages show it when the server's event arrives.
-            rae.click("#status-to-identified")
-            for page in (rae, vic):
-                expect(page.locator("#current-status")).to_have_text("Identified")
-                expect(page.locator("#timeline-list")).to_contain_text("investigating → identified")
-            expect(rae.locator("#status-to-identified")).to_have_count(0)
-
-            # The responder works in the summary; the viewer sees where.
-            rae.click("#summary-edit")
-            marker = vic.locator("[data-focus-section='summary'] .focus-marker")
-            expect(marker).to_have_text("✎ rae editing")
-            expect(vic.locator("[data-focus-section='summary']")).to_have_class("panel has-focus-marker")
-
-            # Someone else changes the incident while the summary is being written: saving says so
-            # beside the control and keeps the text; saving again replaces the latest on purpose.
-            rae.fill("#summary-input", "p99 above 2 s since deploy 8812")
-            access = token(server, responder.username)
-            api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "meanwhile"}, access)
-            expect(rae.locator("#timeline-list")).to_contain_text("note: meanwhile")
-            rae.click("#summary-editor button[type=submit]")
-            expect(rae.locator("#err-summary")).to_have_text("Someone changed this first — showing the latest.")
-            expect(rae.locator("#summary-input")).to_have_value("p99 above 2 s since deploy 8812")
-            rae.click("#summary-editor button[type=submit]")
-            for page in (rae, vic):
-                expect(page.locator("#live-summary")).to_have_text("p99 above 2 s since deploy 8812")
-            expect(rae.locator("#err-summary")).to_be_empty()
-            expect(rae.locator("#summary-editor")).to_be_hidden()
-            rae.locator("#summary-edit").blur()
-            expect(marker).to_have_text("")
-
-            # Keyboard: `?` lists the shortcuts, `n` goes to the note box, Enter sends the note.
-            rae.keyboard.press("?")
-            expect(rae.locator("#shortcuts")).to_be_visible()
-            rae.keyboard.press("Escape")
-            rae.keyboard.press("n")
-            expect(rae.locator("#note-body")).to_be_focused()
-            rae.keyboard.type("paged the payments team")
-            rae.keyboard.press("Enter")
-            for page in (rae, vic):
-                expect(page.locator("#timeline-list")).to_contain_text("note: paged the payments team")
-            expect(rae.locator("#note-body")).to_have_value("")
-
-            # A note through the REST API reaches both pages.
-            api(server, "POST", f"/api/incidents/{incident.pk}/notes", {"body": "rolled back 8812"}, access)
-            for page in (rae, vic):
-                expect(page.locator("#timeline-list")).to_contain_text("note: rolled back 8812")
-
-            # The server goes away: the pages say so, and a change is made meanwhile.
-            server.stop()
-            for page in (rae, vic):
-                expect(page.locator("#live-indicator")).to_contain_text("reconnecting")
-            in_thread(
-                lambda: commands.incident_add_note(
-                    actor=responder, incident_id=incident.pk, body="made while you were away"
-                )
-            )
-            # The server comes back on the same port: the pages rejoin with `after` and catch up.
-            server.start()
-            version = in_thread(lambda: Incident.objects.get(pk=incident.pk).version)
-            for page in (rae, vic):
-                expect(page.locator("#live-indicator")).to_have_text("● live", timeout=30_000)
-                expect(page.locator("#timeline-list")).to_contain_text("note: made while you were away")
-                assert timeline_seqs(page) == list(range(1, version + 1)), "each event once, in order"
-            expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_count(1)
-            assert rae.errors == [] and vic.errors == []
-        except Exception:
-            print(server.output())
-            raise
+        )
+        # The server comes back on the same port: the pages rejoin with `after` and catch up.
+        server.start()
+        version = in_thread(lambda: Incident.objects.get(pk=incident.pk).version)
+        for page in (rae, vic):
+            expect(page.locator("#live-indicator")).to_have_text("● live", timeout=30_000)
+            expect(page.locator("#timeline-list")).to_contain_text("note: made while you were away")
+            assert timeline_seqs(page) == list(range(1, version + 1)), "each event once, in order"
+        expect(vic.locator(f"#viewers li[data-user='{responder.pk}']")).to_have_count(1)
+        assert rae.errors == [] and vic.errors == []
 
 
 def test_list_shows_a_new_incident_and_who_is_in_each_room_without_reload(
@@ -218,29 +212,25 @@ def test_list_shows_a_new_incident_and_who_is_in_each_room_without_reload(
     from playwright.sync_api import expect
 
     with DaphneServer() as server:
-        try:
-            page = signed_in_page(browser, server, responder.username)
-            expect(page.locator("#live-indicator")).to_have_text("● live")
-            viewers = page.locator(f"#incident-row-{incident.pk} .viewers-cell")
-            expect(viewers).to_have_text("—")
+        page = signed_in_page(browser, server, responder.username)
+        expect(page.locator("#live-indicator")).to_have_text("● live")
+        viewers = page.locator(f"#incident-row-{incident.pk} .viewers-cell")
+        expect(viewers).to_have_text("—")
 
-            # Someone opens the incident: their circle appears in its row, and goes when they leave.
-            vic = signed_in_page(browser, server, viewer.username)
-            vic.goto(f"{server.url}/incidents/{incident.pk}/")
-            expect(viewers.locator(f"li[data-user='{viewer.pk}']")).to_have_attribute("title", "vic (viewer)")
-            vic.context.close()
-            expect(viewers).to_have_text("—")
+        # Someone opens the incident: their circle appears in its row, and goes when they leave.
+        vic = signed_in_page(browser, server, viewer.username)
+        vic.goto(f"{server.url}/incidents/{incident.pk}/")
+        expect(viewers.locator(f"li[data-user='{viewer.pk}']")).to_have_attribute("title", "vic (viewer)")
+        vic.context.close()
+        expect(viewers).to_have_text("—")
 
-            access = token(server, "rae")
-            created = api(server, "POST", "/api/incidents", {"title": "Payments down", "severity": "critical"}, access)
-            row = page.locator(f"#incident-row-{created['id']}")
-            expect(row).to_contain_text("Payments down")
-            expect(row).to_have_class("is-new")
-            # Most severe first: the new critical incident is the first row.
-            expect(page.locator("#incident-rows tr").first).to_have_id(f"incident-row-{created['id']}")
-            api(server, "POST", f"/api/incidents/{created['id']}/status", {"status": "monitoring"}, access)
-            expect(row.locator(".status")).to_have_text("Monitoring")
-            assert page.errors == []
-        except Exception:
-            print(server.output())
-            raise
+        access = token(server, "rae")
+        created = api(server, "POST", "/api/incidents", {"title": "Payments down", "severity": "critical"}, access)
+        row = page.locator(f"#incident-row-{created['id']}")
+        expect(row).to_contain_text("Payments down")
+        expect(row).to_have_class("is-new")
+        # Most severe first: the new critical incident is the first row.
+        expect(page.locator("#incident-rows tr").first).to_have_id(f"incident-row-{created['id']}")
+        api(server, "POST", f"/api/incidents/{created['id']}/status", {"status": "monitoring"}, access)
+        expect(row.locator(".status")).to_have_text("Monitoring")
+        assert page.errors == []

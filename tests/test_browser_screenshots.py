@@ -73,35 +73,31 @@ def test_pages_fit_desktop_and_phone(scene: dict[str, Any], browser: Any, tmp_pa
     out.mkdir(parents=True, exist_ok=True)
     incident: Incident = scene["incident"]
     with DaphneServer() as server:
-        try:
-            # Others in the room, one of them working in the summary.
-            bob = signed_in_page(browser, server, "bob")
-            bob.goto(f"{server.url}/incidents/{incident.pk}/")
-            vic = signed_in_page(browser, server, "vic")
-            vic.goto(f"{server.url}/incidents/{incident.pk}/")
-            for page in (bob, vic):
-                expect(page.locator("#live-indicator")).to_have_text("● live")
-            bob.click("#summary-edit")
+        # Others in the room, one of them working in the summary.
+        bob = signed_in_page(browser, server, "bob")
+        bob.goto(f"{server.url}/incidents/{incident.pk}/")
+        vic = signed_in_page(browser, server, "vic")
+        vic.goto(f"{server.url}/incidents/{incident.pk}/")
+        for page in (bob, vic):
+            expect(page.locator("#live-indicator")).to_have_text("● live")
+        bob.click("#summary-edit")
 
-            for name, (size, scheme) in SIZES.items():
-                page = signed_in_page(browser, server, "alice")
-                page.set_viewport_size(size)
-                page.emulate_media(color_scheme=scheme)
-                page.goto(f"{server.url}/")
-                expect(page.locator("#live-indicator")).to_have_text("● live")
-                expect(page.locator(f"#incident-row-{incident.pk} .viewers li")).to_have_count(2)  # bob, vic
-                assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "no sideways scroll"
-                if scheme == "light":
-                    page.screenshot(path=str(out / f"list-{name}.png"), full_page=name == "phone")
+        for name, (size, scheme) in SIZES.items():
+            page = signed_in_page(browser, server, "alice")
+            page.set_viewport_size(size)
+            page.emulate_media(color_scheme=scheme)
+            page.goto(f"{server.url}/")
+            expect(page.locator("#live-indicator")).to_have_text("● live")
+            expect(page.locator(f"#incident-row-{incident.pk} .viewers li")).to_have_count(2)  # bob, vic
+            assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "no sideways scroll"
+            if scheme == "light":
+                page.screenshot(path=str(out / f"list-{name}.png"), full_page=name == "phone")
 
-                page.goto(f"{server.url}/incidents/{incident.pk}/")
-                expect(page.locator("#live-indicator")).to_have_text("● live")
-                expect(page.locator("#viewers li")).to_have_count(3)
-                expect(page.locator("[data-focus-section='summary'] .focus-marker")).to_have_text("✎ bob editing")
-                assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "no sideways scroll"
-                page.screenshot(path=str(out / f"room-{name}.png"), full_page=name == "phone")
-                assert page.errors == []
-                page.context.close()
-        except Exception:
-            print(server.output())
-            raise
+            page.goto(f"{server.url}/incidents/{incident.pk}/")
+            expect(page.locator("#live-indicator")).to_have_text("● live")
+            expect(page.locator("#viewers li")).to_have_count(3)
+            expect(page.locator("[data-focus-section='summary'] .focus-marker")).to_have_text("✎ bob editing")
+            assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "no sideways scroll"
+            page.screenshot(path=str(out / f"room-{name}.png"), full_page=name == "phone")
+            assert page.errors == []
+            page.context.close()
