@@ -25,6 +25,16 @@ else:
     SECRET_KEY = env.str("SECRET_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 
+# The audit chain's anchor outside the database: every event also carries an
+# HMAC of its hash under this key (see incidents/audit_key.py). Not stored in
+# the database, so someone who can rewrite the table cannot re-sign it.
+# Required in production; empty in development (events are then unkeyed).
+AUDIT_KEY = env.str("AUDIT_KEY", default="") if DEBUG else env.str("AUDIT_KEY")
+if AUDIT_KEY and (len(AUDIT_KEY) < 32 or AUDIT_KEY == SECRET_KEY):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters and differ from SECRET_KEY.")
+
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [

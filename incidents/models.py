@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from . import audit_key
+
 
 class Incident(models.Model):
     class Status(models.TextChoices):
@@ -142,6 +144,7 @@ class AuditEventManager(models.Manager["AuditEvent"]):
             prev_hash=previous.hash if previous else "",
         )
         event.hash = event.compute_hash()
+        event.mac = audit_key.mac(event.hash)
         event.save(force_insert=True)
         return event
 
@@ -167,6 +170,9 @@ class AuditEvent(models.Model):
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64)
+    # HMAC-SHA256 of `hash` under AUDIT_KEY (a secret outside the database);
+    # "" for an event written without a key. Not part of the hashed content.
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     objects = AuditEventManager()
 

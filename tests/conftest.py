@@ -63,13 +63,14 @@ def _fresh_auth_throttle() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _audit_triggers(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Keep the append-only triggers in place, and let SQLite's flush get past them.
+    """Keep the append-only triggers in place, and let the test flush get past them.
 
-    A transactional test ends with Django flushing every table. PostgreSQL
-    flushes with TRUNCATE, which row triggers do not see; SQLite flushes with
-    DELETE, which the triggers refuse. So on SQLite, once a transactional test
-    is done, the triggers are dropped for the flush and put back before the
-    next test.
+    A transactional test ends with Django flushing every table: SQLite with
+    DELETE, which the row triggers refuse, PostgreSQL with TRUNCATE, which the
+    statement trigger of migration 0003 refuses (as it refuses `manage.py
+    flush` in production). So once a transactional test is done, the trigger
+    in the flush's way is dropped for the flush, and put back before the next
+    test.
     """
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or "live_server" in request.fixturenames
@@ -83,9 +84,12 @@ def _audit_triggers(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("db")
     if connection.vendor == "sqlite":
         audit_triggers.install(connection)
+    audit_triggers.install_truncate_guard(connection)  # PostgreSQL only
     yield
     if transactional and connection.vendor == "sqlite":
         audit_triggers.uninstall(connection)
+    if transactional:
+        audit_triggers.uninstall_truncate_guard(connection)
 
 
 @functools.cache

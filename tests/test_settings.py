@@ -10,7 +10,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL", "AUDIT_KEY")}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
@@ -42,9 +42,24 @@ def test_production_settings_pass_check_deploy() -> None:
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="incidents.example.com",
+        AUDIT_KEY=secrets.token_urlsafe(32),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_without_an_audit_key_fails_at_start_up() -> None:
+    result = manage("check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="incidents.example.com")
+    assert result.returncode != 0
+    assert "Set the AUDIT_KEY environment variable" in result.stderr
+
+
+def test_an_audit_key_that_is_short_or_the_secret_key_is_refused() -> None:
+    secret = secrets.token_urlsafe(50)
+    for audit_key in ("too-short", secret):
+        result = manage("check", DEBUG="false", SECRET_KEY=secret, ALLOWED_HOSTS="example.com", AUDIT_KEY=audit_key)
+        assert result.returncode != 0
+        assert "AUDIT_KEY must be at least 32 characters and differ from SECRET_KEY" in result.stderr
 
 
 def _database_options(**env: str) -> str:
