@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-dev migrate seed serve bench clean
+.PHONY: run test test-tools lint format install install-dev migrate seed serve bench clean
 
 # --- set-up -------------------------------------------------------------------
 $(BIN)/activate:
@@ -42,8 +42,21 @@ serve:
 run: seed serve
 
 # --- quality ------------------------------------------------------------------
-test: install-dev
+test: install-dev test-tools
 	$(BIN)/python -m tests.run $(ARGS)
+
+# The fault tests put two daphne processes behind nginx (Debian's package).
+# Installed here when it can be (root, apt-get); else that one test is skipped and says why.
+test-tools:
+	@if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing nginx (Debian's package) for tests/test_fault_nginx.py"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
+	      || echo "Could not install nginx: tests/test_fault_nginx.py will be skipped"; \
+	  else \
+	    echo "nginx is not installed: tests/test_fault_nginx.py will be skipped (apt-get install nginx)"; \
+	  fi; \
+	fi
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Database or Redis unreachable: 503 with Retry-After, not a 500.
+    "incident_platform.unavailable.UnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "incident_platform.urls"

@@ -35,6 +35,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from incident_platform.unavailable import Unavailable, is_unavailable
 from incidents.errors import CommandError, Invalid
 from incidents.publishing import LIST_GROUP, incident_group
 
@@ -141,9 +142,11 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
         except CommandError as error:
             await self.send_json(protocol.error_reply(message_id, error))
-        except Exception:
+        except Exception as error:
             logger.exception("WebSocket message failed (user %s)", self.user_id)
-            await self.send_json(protocol.error_reply(message_id, protocol.ServerFault()))
+            # Database or Redis unreachable: `unavailable` with `retry_after`, the socket stays open.
+            fault = Unavailable() if is_unavailable(error) else protocol.ServerFault()
+            await self.send_json(protocol.error_reply(message_id, fault))
 
     async def on_ping(self, content: dict[str, Any]) -> dict[str, Any]:
         protocol.only(content)

@@ -108,3 +108,28 @@ def test_concurrent_requests_with_one_idempotency_key_append_exactly_one_event(r
         (2, "note"),
     ]
     assert Incident.objects.get(pk=incident.pk).version == 2
+
+
+@pytest.mark.postgres
+def test_fifty_concurrent_writers_on_postgresql_leave_one_unforked_chain(responder: User) -> None:
+    """Fifty threads, fifty connections' worth of writers queued on one row lock: one chain, no gaps."""
+    incident = commands.incident_create(actor=responder, title="Stampede", severity="high").incident
+
+    def write(i: int) -> commands.CommandResult:
+        if i % 2:
+            return commands.incident_add_note(actor=responder, incident_id=incident.pk, body=f"note {i}")
+        return commands.action_item_add(actor=responder, incident_id=incident.pk, title=f"item {i}")
+
+    results = race(write, count=50)
+
+    assert [r for r in results if not isinstance(r, commands.CommandResult)] == []
+    events = list(AuditEvent.objects.filter(incident=incident).order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, 52))
+    # One chain: every event points at the one before it, so no two share a parent.
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert len({e.prev_hash for e in events}) == 51
+    assert sorted(r.events[0].seq for r in results) == list(range(2, 52))
+    assert Incident.objects.get(pk=incident.pk).version == 51
+    out = StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "intact for 1 incident" in out.getvalue()
