@@ -109,11 +109,21 @@ export class LiveSocket {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.addEventListener("open", () => {
-      this.attempt = 0;
-      this.failingSince = null;
       this.setStatus("live");
       this.keepAlive();
-      Promise.resolve(this.onOpen()).catch((error) => console.warn("live: on open failed", error));
+      Promise.resolve(this.onOpen()).then(
+        () => {
+          this.attempt = 0;
+          this.failingSince = null;
+        },
+        (error) => {
+          // The join was refused (say Redis or the database is briefly down): a
+          // socket that is open but not in its room would miss every change, so
+          // close it and let the backoff above try again.
+          console.warn("live: on open failed; reconnecting", error);
+          if (ws === this.ws) ws.close(4000, "join failed");
+        },
+      );
     });
     ws.addEventListener("message", (event) => this.receive(event.data));
     ws.addEventListener("close", (event) => this.closed(ws, event.code));
