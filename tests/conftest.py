@@ -84,12 +84,24 @@ def _audit_triggers(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("db")
     if connection.vendor == "sqlite":
         audit_triggers.install(connection)
-    audit_triggers.install_truncate_guard(connection)  # PostgreSQL only
+    if connection.vendor == "postgresql" and (transactional or not _truncate_guard_installed()):
+        # A DDL lock on the events table: taken only when the guard is missing
+        # (right after a transactional test), so a test's own threads never queue on it.
+        audit_triggers.install_truncate_guard(connection)
     yield
     if transactional and connection.vendor == "sqlite":
         audit_triggers.uninstall(connection)
     if transactional:
         audit_triggers.uninstall_truncate_guard(connection)
+
+
+def _truncate_guard_installed() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgname = %s AND NOT tgisinternal",
+            [f"{audit_triggers.TABLE}_no_truncate"],
+        )
+        return cursor.fetchone() is not None
 
 
 @functools.cache
