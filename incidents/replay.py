@@ -12,7 +12,7 @@ roles) leave the fields it tracks alone; they still count for `version`.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 UserRef = dict[str, Any]
@@ -39,6 +39,8 @@ class ReplayedState:
     # Ordered by item id; each {"id", "title", "owner", "done"} as its events recorded it.
     action_items: tuple[Mapping[str, Any], ...] = ()
     resolved_at: str | None = None
+    # Every incident role an `assignment` event has set (commander included), by name.
+    roles: Mapping[str, UserRef | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class ReplayedState:
             "created_at": self.created_at,
             "resolved_at": self.resolved_at,
             "action_items": [dict(item) for item in self.action_items],
+            "roles": dict(self.roles),
             "version": self.version,
         }
 
@@ -67,6 +70,7 @@ def _created(event: Mapping[str, Any]) -> ReplayedState:
         created_at=event["at"],
         version=event["seq"],
         commander=data.get("commander"),
+        roles={"commander": data.get("commander")},
     )
 
 
@@ -91,6 +95,11 @@ def apply_event(state: ReplayedState, event: Mapping[str, Any]) -> ReplayedState
     elif kind == "title_change":
         changes["title"] = data["to"]
     elif kind == "assignment":
+        roles = dict(state.roles)
+        for name, change in data.items():
+            if name != "assignees" and isinstance(change, Mapping) and "to" in change:
+                roles[name] = change["to"]
+        changes["roles"] = roles
         if "commander" in data:
             changes["commander"] = data["commander"]["to"]
         if "assignees" in data:

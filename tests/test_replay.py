@@ -36,6 +36,7 @@ def test_a_new_incident_is_what_incident_created_says() -> None:
         "created_at": "2026-11-26T17:00:01Z",
         "resolved_at": None,
         "action_items": [],
+        "roles": {"commander": None},
         "version": 1,
     }
 
@@ -72,6 +73,17 @@ def test_assignment_moves_the_commander_and_adds_and_removes_assignees_in_id_ord
     )
     assert state.commander is None
     assert list(state.assignees) == [ALICE, BOB]
+
+
+def test_any_incident_role_an_assignment_sets_is_kept_by_name() -> None:
+    state = state_from_events(
+        timeline(
+            ("assignment", {"commander": {"from": None, "to": BOB}, "scribe": {"from": None, "to": CAROL}}),
+            ("assignment", {"communications_lead": {"from": None, "to": ALICE}, "scribe": {"from": CAROL, "to": None}}),
+        )
+    )
+    assert state.roles == {"commander": BOB, "scribe": None, "communications_lead": ALICE}
+    assert state.commander == BOB
 
 
 def test_action_items_are_kept_as_their_latest_event_recorded_them() -> None:
