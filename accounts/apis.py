@@ -25,7 +25,7 @@ from .serializers import (
     RoleInputSerializer,
     UserAdminSerializer,
 )
-from .services import user_register, user_set_role
+from .services import UsernameTaken, user_register, user_set_role
 
 
 class RegisterApi(APIView):
@@ -38,7 +38,11 @@ class RegisterApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = user_register(**serializer.validated_data)
+        try:
+            user = user_register(**serializer.validated_data)
+        except UsernameTaken as exc:
+            body = {"detail": exc.message, "code": "username_taken", "username": [exc.message]}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(RegisterOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

@@ -23,11 +23,6 @@ class RegisterInputSerializer(StrictSerializer):
     password = serializers.CharField(max_length=128, write_only=True, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
-    def validate_username(self, value: str) -> str:
-        if User.objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("That username is taken.")
-        return value
-
     def validate(self, attrs: dict) -> dict:
         # DRF would file a Django ValidationError raised here under non_field_errors;
         # the password validators' messages belong to the password field.

@@ -1,13 +1,25 @@
 """Writes to accounts. Roles are the source of truth; Django's staff flags follow them."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .models import User
 
 
+class UsernameTaken(Exception):
+    """The username (ignoring case) belongs to someone: a conflict with the current state, not bad input."""
+
+    message = "That username is taken."
+
+
 def user_register(*, username: str, password: str, email: str = "") -> User:
     """A self-registered account can only look: it is a viewer until an admin says otherwise."""
-    return User.objects.create_user(username=username, password=password, email=email, role=User.Role.VIEWER)
+    if User.objects.filter(username__iexact=username).exists():
+        raise UsernameTaken()
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=username, password=password, email=email, role=User.Role.VIEWER)
+    except IntegrityError as exc:  # the same name registered a moment ago
+        raise UsernameTaken() from exc
 
 
 @transaction.atomic

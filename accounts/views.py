@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from .forms import RegisterForm
-from .services import user_register
+from .services import UsernameTaken, user_register
 
 
 class SignInView(LoginView):
@@ -26,11 +26,15 @@ def register(request: HttpRequest) -> HttpResponse:
         return redirect("incident-list")
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = user_register(
-            username=form.cleaned_data["username"],
-            password=form.cleaned_data["password1"],
-            email=form.cleaned_data["email"] or "",
-        )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("incident-list")
+        try:
+            user = user_register(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                email=form.cleaned_data["email"] or "",
+            )
+        except UsernameTaken as exc:  # registered between the form's check and now
+            form.add_error("username", exc.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("incident-list")
     return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)

@@ -33,8 +33,10 @@ class Invalid(CommandError):
 
 
 class InvalidTransition(CommandError):
+    """A move the current status does not allow: a conflict with the state, not a malformed request."""
+
     code = "invalid_transition"
-    http_status = 400
+    http_status = 409
     default_message = "That status change is not allowed."
 
 

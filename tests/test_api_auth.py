@@ -40,8 +40,12 @@ def test_register_makes_a_viewer() -> None:
 
 def test_register_refuses_a_taken_username_whatever_its_case(viewer: User) -> None:
     response = APIClient().post("/api/auth/register", {"username": "VIC", "password": "a-long-unusual-phrase-42"})
-    assert response.status_code == 400
-    assert response.json()["username"] == ["That username is taken."]
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "That username is taken.",
+        "code": "username_taken",
+        "username": ["That username is taken."],
+    }
     assert User.objects.filter(username__iexact="vic").count() == 1
 
 
@@ -58,14 +62,18 @@ def test_register_refuses_an_unknown_field_so_no_one_picks_their_own_role() -> N
         "/api/auth/register", {"username": "newbie", "password": "a-long-unusual-phrase-42", "role": "admin"}
     )
     assert response.status_code == 400
-    assert response.json() == {"role": ["Unknown field."]}
+    assert response.json() == {"role": ["Unknown field."], "code": "invalid"}
     assert not User.objects.filter(username="newbie").exists()
 
 
 def test_register_requires_username_and_password() -> None:
     response = APIClient().post("/api/auth/register", {})
     assert response.status_code == 400
-    assert set(response.json()) == {"username", "password"}
+    assert response.json() == {
+        "username": ["This field is required."],
+        "password": ["This field is required."],
+        "code": "invalid",
+    }
 
 
 # --- Sign-in, rotation, sign-out -----------------------------------------------
@@ -214,4 +222,5 @@ def test_login_is_throttled_with_429(settings: Any, monkeypatch: pytest.MonkeyPa
     refused = client.post("/api/auth/login", {"username": "rae", "password": PASSWORD})
     assert refused.status_code == 429
     assert "throttled" in refused.json()["detail"].lower()
+    assert refused.json()["code"] == "rate_limited"
     assert int(refused["Retry-After"]) > 0

@@ -199,6 +199,7 @@ def test_a_missing_required_field_is_named(
 ) -> None:
     before = snapshot()
     errors = assert_refused(send(client, method, path, world, body))
+    assert errors.pop("code") == "invalid"
     assert set(errors) == fields
     assert all(messages == ["This field is required."] for messages in errors.values())
     assert snapshot() == before
@@ -331,7 +332,7 @@ def test_a_deactivated_user_cannot_be_made_commander(
 
 def test_moving_to_the_current_status_is_an_invalid_transition(client: APIClient, world: dict[str, Any]) -> None:
     before = snapshot()
-    body = assert_refused(send(client, "post", STATUS, world, {"status": "investigating"}))
+    body = assert_refused(send(client, "post", STATUS, world, {"status": "investigating"}), 409)
     assert body["code"] == "invalid_transition"
     assert "already investigating" in body["detail"]
     assert snapshot() == before
@@ -340,7 +341,7 @@ def test_moving_to_the_current_status_is_an_invalid_transition(client: APIClient
 def test_a_resolved_incident_only_reopens(client: APIClient, world: dict[str, Any], users: dict[str, User]) -> None:
     commands.incident_change_status(actor=users["admin"], incident_id=world["incident"], status="resolved")
     before = snapshot()
-    body = assert_refused(send(client, "post", STATUS, world, {"status": "monitoring"}))
+    body = assert_refused(send(client, "post", STATUS, world, {"status": "monitoring"}), 409)
     assert body["code"] == "invalid_transition"
     assert "allowed: investigating" in body["detail"]
     assert snapshot() == before
@@ -369,3 +370,47 @@ def test_a_stale_version_is_409_with_the_current_version(
         "version": 2,
     }
     assert snapshot() == before
+
+
+# --- Every error names a code -------------------------------------------------------
+
+
+def test_a_taken_username_is_a_409_conflict_and_changes_nothing(client: APIClient, world: dict[str, Any]) -> None:
+    before = snapshot()
+    body = {"username": "ADA", "password": "a-long-unusual-phrase-42"}
+    assert assert_refused(send(APIClient(), "post", "/api/auth/register", world, body), 409) == {
+        "detail": "That username is taken.",
+        "code": "username_taken",
+        "username": ["That username is taken."],
+    }
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "status", "code"),
+    [
+        (None, "get", "/api/incidents", 401, "unauthenticated"),
+        ("viewer", "post", STATUS, 403, "forbidden"),
+        ("viewer", "get", "/api/users", 403, "forbidden"),
+        ("admin", "get", "/api/incidents/987654", 404, "not_found"),
+        ("admin", "get", "/api/users/987654", 404, "not_found"),
+        ("admin", "put", INCIDENT, 405, "method_not_allowed"),
+        ("admin", "post", STATUS, 400, "invalid"),
+    ],
+    ids=["401", "403-incident", "403-users", "404-incident", "404-user", "405", "400"],
+)
+def test_every_error_body_carries_a_code(
+    api: Callable[[User | None], APIClient],
+    users: dict[str, User],
+    world: dict[str, Any],
+    who: str | None,
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+) -> None:
+    client = api(users[who] if who else None)
+    body = assert_refused(send(client, method, path, world, {}), status)
+    assert body["code"] == code
+    assert body.get("detail") or len(body) > 1
+

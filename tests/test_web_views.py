@@ -336,7 +336,7 @@ def test_refused_transition_is_explained(responder: User) -> None:
     incident = make_incident(responder)
     commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
     response = post(client_for(responder), "incident-status", incident, {"status": "monitoring"})
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "cannot move to monitoring" in response.content.decode()
 
 
