@@ -40,12 +40,16 @@ class RegisterOutputSerializer(serializers.ModelSerializer[User]):
 
 
 class MeSerializer(serializers.ModelSerializer[User]):
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "role", "display_name"]
 
 
 class UserAdminSerializer(serializers.ModelSerializer[User]):
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "role", "display_name", "is_active", "date_joined", "last_login"]

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.views import LoginView
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.throttling import throttle_auth_posts
+from incidents.apis import api_not_found
 
 urlpatterns = [
     # Every password form spends the same sign-in budget as POST /api/auth/login.
@@ -19,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^api/(?P<path>.*)$", api_not_found),
     path("api-auth/", include("rest_framework.urls")),
     # The web pages (server-rendered, HTMX): sign-in at /login/, the incident list at /.
     path("", include("accounts.web_urls")),

@@ -4,9 +4,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -15,11 +16,12 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.permissions import CanChangeIncidentsOrReadOnly
+from incident_platform.schema import error_ref
 
 from . import commands
 from .errors import CommandError
 from .idempotency import Outcome, command_content, run_once
-from .models import Incident
+from .models import IdempotencyKey, Incident
 from .selectors import events_after, incident_get, incident_list_queryset
 from .serializers import (
     ActionItemAddInput,
@@ -35,7 +37,6 @@ from .serializers import (
     StatusInput,
 )
 
-
 # The `code` of an error that did not name one, by status: the WebSocket's codes where it has them.
 ERROR_CODES = {
     400: "invalid",
@@ -49,6 +50,12 @@ ERROR_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+@csrf_exempt  # it reads and changes nothing; an unsafe method must not get CSRF's HTML 403 instead
+def api_not_found(request: Any, path: str = "") -> JsonResponse:
+    """A path under /api/ that names nothing: a JSON 404 like every other API error, not an HTML page."""
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -72,10 +79,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "maxLength": IdempotencyKey.KEY_MAX_LENGTH},
     OpenApiParameter.HEADER,
     required=False,
-    description="A retry with the same key within 24 hours returns the first outcome and changes nothing.",
+    description="A printable string chosen by the client (a UUID, say). A retry by the same user with the same key "
+    "within 24 hours returns the first outcome, with `Idempotent-Replayed: true`, and changes nothing; the same key "
+    "with a different command or body is a 400.",
+)
+VERSION_CONFLICT = OpenApiResponse(
+    error_ref("VersionConflictError"), description="`version` is stale: nothing changed; the body has the current one."
+)
+STATUS_CONFLICT = OpenApiResponse(
+    error_ref("StatusConflictError"),
+    description="`version` is stale, or the current status does not allow this move: nothing changed.",
 )
 
 
@@ -104,9 +120,25 @@ class IncidentPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request: Request) -> int | None:
+        """DRF ignores a page_size it cannot read; say so instead, as for every other bad parameter."""
+        value = request.query_params.get(self.page_size_query_param)
+        if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
+            raise exceptions.ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = f"Results per page (default {self.page_size}, at most {self.max_page_size})."
+        return parameters
+
 
 class IncidentListApi(APIView):
     permission_classes = [CanChangeIncidentsOrReadOnly]
+    pagination_class = IncidentPagination  # read by the schema; get() pages with it
 
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
@@ -115,10 +147,12 @@ class IncidentListApi(APIView):
 
     @extend_schema(parameters=[FilterSerializer], responses=IncidentListSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        # A plain dict: DRF reads a QueryDict as a form and takes `?status=` for "no filter",
+        # which the schema (a status is one of four words) does not promise.
+        filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         queryset = incident_list_queryset(**filters.validated_data)
-        paginator = IncidentPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(IncidentListSerializer(page, many=True).data)
 
@@ -143,7 +177,11 @@ class IncidentDetailApi(APIView):
             raise exceptions.NotFound(f"Incident {pk} does not exist.")
         return Response(IncidentDetailSerializer(incident).data)
 
-    @extend_schema(request=IncidentUpdateInput, responses=IncidentSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=IncidentUpdateInput,
+        responses={200: IncidentSerializer, 409: VERSION_CONFLICT},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
     def patch(self, request: Request, pk: int) -> Response:
         data = _validated(IncidentUpdateInput, request)
         version = data.pop("version", None)
@@ -158,7 +196,9 @@ class IncidentDetailApi(APIView):
 class IncidentStatusApi(APIView):
     permission_classes = [CanChangeIncidentsOrReadOnly]
 
-    @extend_schema(request=StatusInput, responses=IncidentSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=StatusInput, responses={200: IncidentSerializer, 409: STATUS_CONFLICT}, parameters=[IDEMPOTENCY_HEADER]
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = _validated(StatusInput, request)
 
@@ -240,7 +280,7 @@ class EventListApi(APIView):
         ),
     )
     def get(self, request: Request, pk: int) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
+        query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         if not Incident.objects.filter(pk=pk).exists():
             raise exceptions.NotFound(f"Incident {pk} does not exist.")

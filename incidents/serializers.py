@@ -7,6 +7,7 @@ so a message is validated the same way whichever door it comes through.
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserRefSerializer
@@ -29,11 +30,22 @@ class ActionItemSerializer(serializers.ModelSerializer[ActionItem]):
         read_only_fields = fields
 
 
-class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
-    class Meta:
-        model = AuditEvent
-        fields = ["seq", "type", "actor", "at", "data"]
-        read_only_fields = fields
+class ActorSerializer(serializers.Serializer[Any]):
+    """Who did it, as the event recorded them: the username is a snapshot of the time."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+
+
+class AuditEventSerializer(serializers.Serializer[AuditEvent]):
+    """An event of the timeline: `AuditEvent.as_data()`, the contract's shape, described field by field."""
+
+    seq = serializers.IntegerField(read_only=True, min_value=1)
+    type = serializers.ChoiceField(choices=AuditEvent.Type.choices, read_only=True)
+    actor = ActorSerializer(read_only=True)
+    at = serializers.DateTimeField(read_only=True)
+    # DRF's metaclass takes declared fields off the class, so this does not hide Serializer.data.
+    data = serializers.DictField(read_only=True, help_text="By `type`: see docs/api.md.")  # type: ignore[assignment]
 
     def to_representation(self, instance: AuditEvent) -> dict[str, Any]:
         return instance.as_data()
@@ -89,6 +101,7 @@ class IncidentDetailSerializer(IncidentSerializer):
         fields = [*IncidentSerializer.Meta.fields, "history"]
         read_only_fields = fields
 
+    @extend_schema_field(AuditEventSerializer(many=True))
     def get_history(self, incident: Incident) -> list[dict[str, Any]]:
         """The newest 100 events, oldest first."""
         newest = list(incident.events.order_by("-seq")[: self.HISTORY_LENGTH])

@@ -168,6 +168,16 @@ WRONG_TYPES = [
     ("patch", ITEM, {"owner": [1]}, "owner"),
     ("patch", "/api/users/{user}", {"role": ["admin"]}, "role"),
     ("post", "/api/auth/register", {"username": ["newbie"], "password": "a-long-unusual-phrase-42"}, "username"),
+    # JSON is typed: DRF alone would take a number for a string and a numeric string for a number.
+    ("post", "/api/incidents", {"title": 0, "severity": "high"}, "title"),
+    ("post", "/api/incidents", {"title": "DNS", "severity": "high", "summary": 1.5}, "summary"),
+    ("patch", INCIDENT, {"version": "1"}, "version"),
+    ("patch", INCIDENT, {"commander": "1"}, "commander"),
+    ("patch", INCIDENT, {"assignees": ["1"]}, "assignees"),
+    ("post", NOTES, {"body": 12}, "body"),
+    ("patch", ITEM, {"done": "true"}, "done"),
+    ("patch", ITEM, {"done": 1}, "done"),
+    ("post", "/api/auth/register", {"username": 42, "password": "a-long-unusual-phrase-42"}, "username"),
 ]
 
 
@@ -413,4 +423,3 @@ def test_every_error_body_carries_a_code(
     body = assert_refused(send(client, method, path, world, {}), status)
     assert body["code"] == code
     assert body.get("detail") or len(body) > 1
-
