@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts.throttling import throttle_auth_posts
 from incidents.apis import api_not_found
 
+from . import health
+
 urlpatterns = [
     # Every password form spends the same sign-in budget as POST /api/auth/login.
     # These come first, so they answer the paths the admin and DRF also route.
@@ -14,6 +16,8 @@ urlpatterns = [
         "api-auth/login/",
         throttle_auth_posts(LoginView.as_view(template_name="rest_framework/login.html")),
     ),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", include("accounts.urls")),
     path("api/", include("incidents.urls")),
