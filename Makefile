@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-tools lint format install install-dev migrate seed serve bench clean
+.PHONY: run test test-tools lint format install install-dev migrate seed serve bench clean chromium
 
 # --- set-up -------------------------------------------------------------------
 $(BIN)/activate:
@@ -42,7 +42,21 @@ serve:
 run: seed serve
 
 # --- quality ------------------------------------------------------------------
-test: install-dev test-tools
+# The browser tests drive Debian's Chromium. Install it when we can (root with
+# apt-get); otherwise say the one command that does, and the suite skips them.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests (apt-get)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+		|| echo "Could not install chromium; the browser tests will be skipped."; \
+	else \
+		echo "The browser tests need Debian's chromium, and will be skipped. Install it with:"; \
+		echo "    sudo apt-get install -y chromium"; \
+	fi
+
+test: install-dev test-tools chromium
 	$(BIN)/python -m tests.run $(ARGS)
 
 # The fault tests put two daphne processes behind nginx (Debian's package).
