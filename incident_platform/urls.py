@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts.throttling import throttle_auth_posts
 from incidents.apis import api_not_found
 
-from . import health
+from . import health, metrics
 
 urlpatterns = [
     # Every password form spends the same sign-in budget as POST /api/auth/login.
@@ -18,6 +18,7 @@ urlpatterns = [
     ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("accounts.urls")),
     path("api/", include("incidents.urls")),

@@ -20,6 +20,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from incident_platform.metrics import counted
+
 from . import publishing
 from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from .models import ActionItem, AuditEvent, Incident, allowed_transitions
@@ -134,6 +136,7 @@ def _ref(user: Any) -> dict[str, Any] | None:
 # --- Commands -----------------------------------------------------------------
 
 
+@counted
 def incident_create(*, actor: Any, title: str, severity: str, summary: str = "") -> CommandResult:
     check_can_change(actor)
     title = check_text("title", title, max_length=Incident.TITLE_MAX_LENGTH, allow_blank=False).strip()
@@ -153,6 +156,7 @@ def incident_create(*, actor: Any, title: str, severity: str, summary: str = "")
     return CommandResult(incident=incident, events=[event])
 
 
+@counted
 def incident_change_status(
     *, actor: Any, incident_id: int, status: str, expected_version: int | None = None
 ) -> CommandResult:
@@ -175,6 +179,7 @@ def incident_change_status(
     return CommandResult(incident=incident, events=[event])
 
 
+@counted
 def incident_update(
     *,
     actor: Any,
@@ -255,6 +260,7 @@ def incident_update(
     return CommandResult(incident=incident, events=events)
 
 
+@counted
 def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResult:
     check_can_change(actor)
     body = check_text("body", body, max_length=10_000, allow_blank=False).strip()
@@ -263,6 +269,7 @@ def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResu
     return CommandResult(incident=incident, events=[event])
 
 
+@counted
 def action_item_add(*, actor: Any, incident_id: int, title: str, owner: Any = None) -> CommandResult:
     check_can_change(actor)
     title = check_text("title", title, max_length=ActionItem.TITLE_MAX_LENGTH, allow_blank=False).strip()
@@ -273,6 +280,7 @@ def action_item_add(*, actor: Any, incident_id: int, title: str, owner: Any = No
     return CommandResult(incident=incident, events=[event], item=item)
 
 
+@counted
 def action_item_update(
     *,
     actor: Any,
