@@ -81,6 +81,12 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
         "The body is in a media type the API does not read.", ["unsupported_media_type"]
     ),
     "ThrottledError": _error("Too many requests from this address; see Retry-After.", ["rate_limited"]),
+    "UnavailableError": _error(
+        "The database or Redis cannot be reached just now; retry after `retry_after` seconds (a write with the same "
+        "Idempotency-Key).",
+        ["unavailable"],
+        retry_after={"type": "integer", "required": True},
+    ),
 }
 
 
@@ -142,11 +148,13 @@ class ApiSchema(AutoSchema):
         if has_body:
             errors[413] = _response("The body is too large; nothing changed.", "TooLargeError")
             errors[415] = _response("The body is not JSON.", "UnsupportedMediaTypeError")
+        retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
         if view.get_throttles():
-            retry_after = {
-                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until a request is allowed."}
-            }
             errors[429] = _response("Throttled.", "ThrottledError", headers=retry_after)
+        # Every operation reads the database (a token's user, a session, the data itself).
+        errors[503] = _response(
+            "A backing service is unreachable; nothing half-written.", "UnavailableError", headers=retry_after
+        )
         return errors
 
 
