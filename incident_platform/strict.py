@@ -22,9 +22,8 @@ def json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) ->
     if value is None:
         return None
     if isinstance(field, serializers.ManyRelatedField):
-        if isinstance(value, list) and not all(_is_int(item) for item in value):
-            return "A list of ids (integers)."
-        return None
+        # DRF would iterate any iterable: an object's keys, a string's characters.
+        return None if isinstance(value, list) and all(_is_int(item) for item in value) else "A list of ids (integers)."
     if isinstance(field, serializers.PrimaryKeyRelatedField | serializers.IntegerField):
         return None if _is_int(value) else "A valid integer is required."
     if isinstance(field, serializers.BooleanField):

@@ -174,6 +174,7 @@ WRONG_TYPES = [
     ("patch", INCIDENT, {"version": "1"}, "version"),
     ("patch", INCIDENT, {"commander": "1"}, "commander"),
     ("patch", INCIDENT, {"assignees": ["1"]}, "assignees"),
+    ("patch", INCIDENT, {"assignees": {}}, "assignees"),
     ("post", NOTES, {"body": 12}, "body"),
     ("patch", ITEM, {"done": "true"}, "done"),
     ("patch", ITEM, {"done": 1}, "done"),
