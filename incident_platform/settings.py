@@ -170,6 +170,10 @@ PRESENCE_REFRESH_SECONDS = env.int("PRESENCE_REFRESH_SECONDS", default=10)
 
 # /readyz: how long the database and Redis each have to answer.
 READY_TIMEOUT_SECONDS = env.float("READY_TIMEOUT_SECONDS", default=2.0)
+# Presence pushes of a room are gathered for this long and sent as one (per kind).
+PRESENCE_WINDOW_SECONDS = env.float("PRESENCE_WINDOW_SECONDS", default=0.15)
+# Threads for the sockets' database work in each process (each holds at most one connection).
+WS_DATABASE_THREADS = env.int("WS_DATABASE_THREADS", default=8)
 
 # --- WebSocket limits ---------------------------------------------------------
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=64 * 1024)

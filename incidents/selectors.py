@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
 
-from .models import AuditEvent, Incident
+from .models import ActionItem, AuditEvent, Incident
 
 
 def incident_list_queryset(
@@ -35,7 +35,7 @@ def incident_list_queryset(
 
 def incident_state_queryset() -> QuerySet[Incident]:
     return Incident.objects.select_related("commander", "created_by").prefetch_related(
-        "assignees", "action_items__owner"
+        "assignees", Prefetch("action_items", queryset=ActionItem.objects.select_related("owner"))
     )
 
 

@@ -8,10 +8,12 @@ deactivated account or a changed role takes effect on open sockets at once.
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework import serializers
@@ -38,6 +40,18 @@ User = get_user_model()
 
 # With no `after`, a join returns the newest events, as GET /api/incidents/{id} returns its `history`.
 JOIN_HISTORY = IncidentDetailSerializer.HISTORY_LENGTH
+# With `after`, at most this many (as GET .../events pages); the ack's `more` says whether more remain.
+JOIN_EVENTS_LIMIT = 500
+
+# The sockets' database work runs on a pool of its own threads, not on the one
+# thread Channels shares among every consumer of the process: a command waiting
+# on one incident's row lock must not hold up a join to another incident.
+_EXECUTOR = ThreadPoolExecutor(max_workers=settings.WS_DATABASE_THREADS, thread_name_prefix="ws-database")
+
+
+def database_work(function: Callable[..., Any]) -> Any:
+    """`database_sync_to_async` on the sockets' own threads (each call closes its connections, as Channels' does)."""
+    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_EXECUTOR)
 
 
 def active_user(user_id: int) -> Any:
@@ -54,13 +68,14 @@ def active_user(user_id: int) -> Any:
 class Room:
     state: dict[str, Any]
     events: list[dict[str, Any]]
+    more: bool = False  # more events after these remain (join again with `after` = the last seq)
 
     @property
     def version(self) -> int:
         return int(self.state["version"])
 
 
-@database_sync_to_async
+@database_work
 def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
     """The incident's state and the events a joining client needs; every signed-in user may read.
 
@@ -77,16 +92,19 @@ def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
     if after is None:
         newest = list(events.order_by("-seq")[:JOIN_HISTORY])
         rows = list(reversed(newest))
+        more = False
     else:
-        rows = list(events.filter(seq__gt=after).order_by("seq"))
-    return Room(state=state, events=[plain(event.as_data()) for event in rows])
+        rows = list(events.filter(seq__gt=after).order_by("seq")[: JOIN_EVENTS_LIMIT + 1])
+        more = len(rows) > JOIN_EVENTS_LIMIT
+        rows = rows[:JOIN_EVENTS_LIMIT]
+    return Room(state=state, events=[event.as_data() for event in rows], more=more)
 
 
-@database_sync_to_async
+@database_work
 def events_between(*, incident_id: int, after: int, before: int) -> list[dict[str, Any]]:
     """Events with after < seq < before, oldest first: a gap in what a socket was sent."""
     rows = events_after(incident_id=incident_id, after=after).filter(seq__lt=before)
-    return [plain(event.as_data()) for event in rows]
+    return [event.as_data() for event in rows]
 
 
 # --- Writes -------------------------------------------------------------------
@@ -148,7 +166,7 @@ def _ack_body(result: commands.CommandResult) -> dict[str, Any]:
     return plain(body)
 
 
-@database_sync_to_async
+@database_work
 def command_run(
     *, user_id: int, name: str, incident_id: int, item_id: int | None, fields: dict[str, Any], key: Any
 ) -> dict[str, Any]:

@@ -5,31 +5,21 @@ calls a command (`realtime.actions`, which calls `incidents.commands`) or the
 presence store, and answers every client message with exactly one `ack` or
 `error`. It never writes an incident itself.
 
-Two things it adds that REST does not need:
-
-- Ordered delivery. The channel layer delivers at most once and in no
-  promised order across processes (two processes' on_commit callbacks race;
-  channels-redis drops messages for a full channel). So for every joined room
-  the consumer remembers the last `seq` it sent this socket, drops anything at
-  or below it, and fills a gap from the database before sending what revealed
-  it. Each socket therefore sees `incident:updated` in seq order, once each.
-- Presence. Each joined room has a presence entry for this connection, which a
-  background task refreshes and uses to sweep out entries of dead processes.
-  Whoever announces a room's presence change also tells the incident list
-  (`incident:viewers`), so a list page shows who is in each room without
-  joining any of them.
-
-Channels runs a consumer's handlers one at a time, so the per-room state
-below needs no lock against handlers; only the background task runs beside
-them, and it shares `presence_lock` with them.
+What the rooms send (changes, presence, focus, the list feed) reaches this
+socket through the process's hub (`realtime.hub`), not through a channel-layer
+group per socket: the hub receives each room's message once per process,
+encodes it once, and keeps this socket's delivery in seq order (the socket's
+`rooms` says the last seq it was sent). This consumer tells the hub which rooms
+it is in, and tells the presence store (and through the hub, the room) when
+its user arrives or goes.
 
 The protocol is documented in docs/protocol.md.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -37,15 +27,13 @@ from django.conf import settings
 
 from incident_platform.unavailable import Unavailable, is_unavailable
 from incidents.errors import CommandError, Invalid
-from incidents.publishing import LIST_GROUP, incident_group
+from incidents.publishing import incident_group
 
 from . import actions, protocol
-from .presence import Joined, Left, PresenceStore, get_presence_store
+from .hub import JOINING, LIST_VIEWERS, Hub, encode, get_hub
+from .presence import PresenceStore, get_presence_store
 
 logger = logging.getLogger(__name__)
-
-# How long a closing socket's consumer lingers after announcing its departure (see disconnect).
-DEPARTURE_GRACE_SECONDS = 0.2
 
 
 class IncidentConsumer(AsyncJsonWebsocketConsumer):
@@ -53,16 +41,31 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # incident id -> the last seq this socket was sent for it
+        # incident id -> the last seq this socket was sent for it (hub.JOINING while joining)
         self.rooms: dict[int, int] = {}
         self.subscribed = False
         self.user_ref: dict[str, Any] = {}
         self.user_id = 0
         self.presence: PresenceStore | None = None
-        self.presence_lock = asyncio.Lock()
-        self.keepalive: asyncio.Task[None] | None = None
+        self.hub: Hub | None = None
         self.expiry: asyncio.Task[None] | None = None
+        self.after_reply: list[Callable[[], Awaitable[None]]] = []
         self.bucket = protocol.TokenBucket(burst=settings.WS_RATE_BURST, per_second=settings.WS_RATE_PER_SECOND)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As Channels', without its per-message `close_old_connections` on the shared database thread.
+
+        Every database call here goes through `actions`, whose calls close
+        their own connections in the threads they run in.
+        """
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send_frame(self, text: str) -> None:
+        """A frame the hub encoded once for every socket of the room."""
+        await self.base_send({"type": "websocket.send", "text": text})
 
     # --- Connection -------------------------------------------------------------
 
@@ -77,8 +80,9 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.user_id = user.pk
         self.user_ref = user.as_ref()
         self.presence = get_presence_store()
+        self.hub = get_hub()
+        await self.hub.start()
         await self.accept()
-        self.keepalive = asyncio.create_task(self.keep_presence())
         expires_at = self.scope.get("token_expires_at")
         if expires_at is not None:
             # A bearer token's identity lasts as long as the token: past that the
@@ -92,28 +96,14 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.keepalive is not None:
-            self.keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.keepalive
-        announced = []
+        if self.hub is not None:
+            self.hub.unsubscribe_list(self)
         for incident in list(self.rooms):
             try:
-                announced.append(await self.leave_room(incident))
+                await self.leave_room(incident)
             except Exception:
                 # Redis unreachable: the entry expires by itself within the TTL.
                 logger.exception("Could not leave incident %s cleanly", incident)
-        if self.subscribed:
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(LIST_GROUP, self.channel_name)
-        if any(announced):
-            # channels-redis receives for every consumer of a process through
-            # one shared BZPOPMIN, run by whichever consumer holds its lock; when
-            # this consumer returns, Channels cancels its receive, and a message
-            # popped but not yet buffered is lost (django/channels#1683,
-            # channels_redis#366). Our own presence:left may be that message, for
-            # a socket on this very process; lingering a moment lets it land.
-            await asyncio.sleep(DEPARTURE_GRACE_SECONDS)
 
     # --- Client messages ----------------------------------------------------------
 
@@ -136,7 +126,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
                 raise protocol.RateLimited()
             handler = getattr(self, "on_" + protocol.check_type(content).replace(":", "_"))
             body = await handler(content)
-            await self.send_json(protocol.ack_reply(message_id, body or {}))
+            await self.send_frame(encode(protocol.ack_reply(message_id, body or {})))
         except protocol.Unauthenticated as error:
             await self.send_json(protocol.error_reply(message_id, error))
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
@@ -147,6 +137,10 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             # Database or Redis unreachable: `unavailable` with `retry_after`, the socket stays open.
             fault = Unavailable() if is_unavailable(error) else protocol.ServerFault()
             await self.send_json(protocol.error_reply(message_id, fault))
+        finally:
+            hooks, self.after_reply = self.after_reply, []
+            for hook in hooks:
+                await hook()
 
     async def on_ping(self, content: dict[str, Any]) -> dict[str, Any]:
         protocol.only(content)
@@ -157,26 +151,39 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         incident = protocol.integer(content, "incident")
         after = protocol.integer(content, "after", required=False)
         assert incident is not None
-        # Join the group before reading, so nothing committed after the read is missed.
-        await self.channel_layer.group_add(incident_group(incident), self.channel_name)
+        previous = self.rooms.get(incident)
+        # Be in the room before reading it, so nothing committed after the read
+        # is missed; what arrives before the ack is held and sent after it.
+        await self.rooms_hub.enter(incident, self)
         try:
             room = await actions.room_load(user_id=self.user_id, incident_id=incident, after=after)
-        except CommandError:
-            if incident not in self.rooms:
-                await self.channel_layer.group_discard(incident_group(incident), self.channel_name)
+        except BaseException:
+            if previous is None or previous == JOINING:
+                self.rooms_hub.leave(incident, self)
+            else:
+                # Still in the room: deliver from where it was (nothing newer was sent meanwhile).
+                self.after_reply.append(lambda: self.rooms_hub.activate(incident, self, previous))
             raise
-        self.rooms[incident] = room.version
-        async with self.presence_lock:
-            joined = await self.store.join(incident, self.channel_name, self.user_ref)
-            focus = await self.store.focus(incident)
-        await self.announce(incident, joined)
+        joined = await self.store.join(incident, self.channel_name, self.user_ref)
+        focus = await self.store.focus(incident)
+        await self.rooms_hub.announce(
+            incident,
+            joined=self.user_ref if joined.first else None,
+            version=joined.version,
+            count=joined.count,
+            lefts=joined.expired,
+        )
+        self.after_reply.append(lambda: self.rooms_hub.activate(incident, self, room.version))
         return {
             "incident": incident,
             "state": room.state,
             "version": room.version,
             "viewers": joined.viewers,
+            "presence_version": joined.version,
+            "count": joined.count,
             "focus": focus,
             "events": room.events,
+            "more": room.more,
         }
 
     async def on_incident_leave(self, content: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +195,22 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         await self.leave_room(incident)
         return {"incident": incident}
 
+    async def on_presence_get(self, content: dict[str, Any]) -> dict[str, Any]:
+        """The room's whole viewer list again: for a client that saw its presence version jump."""
+        protocol.only(content, "incident")
+        incident = protocol.integer(content, "incident")
+        assert incident is not None
+        if incident not in self.rooms:
+            raise Invalid(f"Join incident {incident} first.", fields={"incident": ["Not joined."]})
+        snapshot = await self.store.snapshot(incident)
+        return {
+            "incident": incident,
+            "viewers": snapshot.viewers,
+            "presence_version": snapshot.version,
+            "count": snapshot.count,
+            "focus": await self.store.focus(incident),
+        }
+
     async def on_focus_set(self, content: dict[str, Any]) -> dict[str, Any]:
         protocol.only(content, "incident", "section")
         incident = protocol.integer(content, "incident")
@@ -195,29 +218,46 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         assert incident is not None
         if incident not in self.rooms:
             raise Invalid(f"Join incident {incident} before setting a focus.", fields={"incident": ["Not joined."]})
-        async with self.presence_lock:
-            await self.rejoin_if_swept(incident)
+        if not await self.store.set_focus(incident, self.user_id, section):
+            # Swept out by another process (this one stalled past the TTL): back in first.
+            joined = await self.store.join(incident, self.channel_name, self.user_ref)
+            await self.rooms_hub.announce(
+                incident,
+                joined=self.user_ref if joined.first else None,
+                version=joined.version,
+                count=joined.count,
+                lefts=joined.expired,
+            )
             await self.store.set_focus(incident, self.user_id, section)
-        await self.broadcast(incident, "focus.updated", {"user": self.user_ref, "section": section})
+        await self.channel_layer.group_send(
+            incident_group(incident),
+            {"type": "focus.updated", "incident": incident, "user": self.user_ref, "section": section},
+        )
         return {"incident": incident, "section": section}
 
     async def on_incidents_subscribe(self, content: dict[str, Any]) -> dict[str, Any]:
         """Join the list feed; with `incidents`, the ack says who is in each of those rooms now.
 
         Subscribing again is allowed (a list page does it for rows it fetched
-        later). The group is joined before the store is read, so a change after
-        the read arrives as incident:viewers and none falls in between.
+        later). The feed is joined before the store is read, so a change after
+        the read arrives as incident:viewers and none falls in between. Each
+        room's `viewers` are its first few (by username), with `counts` saying
+        how many there are in all.
         """
         protocol.only(content, "incidents")
         incidents = protocol.integers(content, "incidents", limit=protocol.MAX_SUBSCRIBED_INCIDENTS) or []
-        await self.channel_layer.group_add(LIST_GROUP, self.channel_name)
+        await self.rooms_hub.subscribe_list(self)
         self.subscribed = True
-        viewers = await self.store.viewers_of(incidents) if incidents else {}
-        return {"viewers": {str(incident): users for incident, users in viewers.items()}}
+        snapshots = await self.store.snapshots(incidents, limit=LIST_VIEWERS) if incidents else {}
+        return {
+            "viewers": {str(incident): snap.viewers for incident, snap in snapshots.items()},
+            "counts": {str(incident): snap.count for incident, snap in snapshots.items()},
+            "versions": {str(incident): snap.version for incident, snap in snapshots.items()},
+        }
 
     async def on_incidents_unsubscribe(self, content: dict[str, Any]) -> dict[str, Any]:
         protocol.only(content)
-        await self.channel_layer.group_discard(LIST_GROUP, self.channel_name)
+        self.rooms_hub.unsubscribe_list(self)
         self.subscribed = False
         return {}
 
@@ -241,148 +281,23 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     on_incident_addActionItem = run_command
     on_incident_updateActionItem = run_command
 
-    # --- Group messages -------------------------------------------------------------
-
-    async def incident_updated(self, message: dict[str, Any]) -> None:
-        """Send the room's changes in seq order, each once, filling gaps from the database."""
-        incident, seq = message["incident"], message["seq"]
-        last = self.rooms.get(incident)
-        if last is None or seq <= last:
-            return  # not (or no longer) in the room, or already sent
-        if seq > last + 1:
-            missed = await actions.events_between(incident_id=incident, after=last, before=seq)
-            for event in missed:
-                if self.rooms.get(incident) is None:
-                    return
-                # The state these events produced is not stored; the newest known
-                # state is sent with them (`gap_filled` says so).
-                await self.send_json(
-                    {
-                        "type": "incident:updated",
-                        "incident": incident,
-                        "seq": event["seq"],
-                        "version": event["seq"],
-                        "event": event,
-                        "state": message["state"],
-                        "gap_filled": True,
-                    }
-                )
-        self.rooms[incident] = seq
-        await self.send_json(
-            {
-                "type": "incident:updated",
-                "incident": incident,
-                "seq": seq,
-                "version": message["version"],
-                "event": message["event"],
-                "state": message["state"],
-            }
-        )
-
-    async def incident_created(self, message: dict[str, Any]) -> None:
-        if self.subscribed:
-            await self.send_json({**message["row"], "type": "incident:created", "incident": message["incident"]})
-
-    async def incident_list_changed(self, message: dict[str, Any]) -> None:
-        if self.subscribed:
-            await self.send_json({**message["row"], "type": "incident:listChanged", "incident": message["incident"]})
-
-    async def incident_viewers(self, message: dict[str, Any]) -> None:
-        if self.subscribed:
-            await self.send_json(
-                {"type": "incident:viewers", "incident": message["incident"], "viewers": message["viewers"]}
-            )
-
-    async def presence_joined(self, message: dict[str, Any]) -> None:
-        await self.forward(message, "presence:joined")
-
-    async def presence_left(self, message: dict[str, Any]) -> None:
-        await self.forward(message, "presence:left")
-
-    async def focus_updated(self, message: dict[str, Any]) -> None:
-        await self.forward(message, "focus:updated")
-
-    async def forward(self, message: dict[str, Any], kind: str) -> None:
-        if message["incident"] in self.rooms:
-            await self.send_json({**message, "type": kind})
-
-    # --- Presence ---------------------------------------------------------------------
+    # --- Rooms and presence -----------------------------------------------------------
 
     @property
     def store(self) -> PresenceStore:
         assert self.presence is not None, "presence is set up when the socket is accepted"
         return self.presence
 
-    async def broadcast(self, incident: int, kind: str, body: dict[str, Any]) -> None:
-        await self.channel_layer.group_send(incident_group(incident), {"type": kind, "incident": incident, **body})
+    @property
+    def rooms_hub(self) -> Hub:
+        assert self.hub is not None, "the hub is set up when the socket is accepted"
+        return self.hub
 
-    async def announce(self, incident: int, joined: Joined) -> None:
-        """presence:left for users swept out on the way in, then presence:joined if this is the user's first tab."""
-        await self.tell_room_left(incident, joined.expired, joined.viewers)
-        if joined.first:
-            await self.broadcast(incident, "presence.joined", {"user": self.user_ref, "viewers": joined.viewers})
-        if joined.first or joined.expired:
-            await self.tell_list(incident, joined.viewers)
-
-    async def announce_left(self, incident: int, lefts: list[Left], viewers: list[dict[str, Any]] | None) -> None:
-        if not lefts:
+    async def leave_room(self, incident: int) -> None:
+        """Leave a room: no more of its messages, and the room is told if this was the user's last connection."""
+        if self.rooms.get(incident) is None:
             return
-        if viewers is None:
-            viewers = await self.store.viewers(incident)
-        await self.tell_room_left(incident, lefts, viewers)
-        await self.tell_list(incident, viewers)
-
-    async def tell_room_left(self, incident: int, lefts: list[Left], viewers: list[dict[str, Any]]) -> None:
-        for left in lefts:
-            await self.broadcast(incident, "presence.left", {"user": left.user, "viewers": viewers})
-            if left.had_focus:
-                await self.broadcast(incident, "focus.updated", {"user": left.user, "section": None})
-
-    async def tell_list(self, incident: int, viewers: list[dict[str, Any]]) -> None:
-        """incident:viewers to list subscribers: once per change of a room's viewers, with the whole list."""
-        await self.channel_layer.group_send(
-            LIST_GROUP, {"type": "incident.viewers", "incident": incident, "viewers": viewers}
-        )
-
-    async def leave_room(self, incident: int) -> bool:
-        """Leave a room; True if the room was told this user left."""
-        self.rooms.pop(incident, None)
-        await self.channel_layer.group_discard(incident_group(incident), self.channel_name)
-        async with self.presence_lock:
-            left = await self.store.leave(incident, self.channel_name)
+        self.rooms_hub.leave(incident, self)
+        left = await self.store.leave(incident, self.channel_name)
         if left is not None:
-            await self.announce_left(incident, [left], None)
-        return left is not None
-
-    async def rejoin_if_swept(self, incident: int) -> None:
-        """Put back this connection's entry if another process swept it (this one stalled past the TTL)."""
-        if not await self.store.refresh(incident, self.channel_name):
-            await self.announce(incident, await self.store.join(incident, self.channel_name, self.user_ref))
-
-    async def keep_presence(self) -> None:
-        """Every PRESENCE_REFRESH_SECONDS: refresh this connection's entries and groups, and sweep its rooms.
-
-        A process that dies stops refreshing; its entries expire after
-        PRESENCE_TTL_SECONDS and the next sweep by any live consumer in the
-        room removes them and tells the room: gone within TTL + refresh.
-        """
-        while True:
-            await asyncio.sleep(settings.PRESENCE_REFRESH_SECONDS)
-            for incident in list(self.rooms):
-                try:
-                    async with self.presence_lock:
-                        if incident not in self.rooms:
-                            continue  # left while we waited for the lock
-                        # Group membership in channels-redis expires (group_expiry,
-                        # a day) and is lost if Redis restarts; re-adding is
-                        # idempotent and keeps a long-open socket in its rooms.
-                        await self.channel_layer.group_add(incident_group(incident), self.channel_name)
-                        await self.rejoin_if_swept(incident)
-                        lefts = await self.store.sweep(incident)
-                    await self.announce_left(incident, lefts, None)
-                except Exception:
-                    # Redis hiccup: keep the socket; the next round tries again.
-                    logger.exception("Presence refresh failed for incident %s", incident)
-            if self.subscribed:
-                with contextlib.suppress(Exception):
-                    await self.channel_layer.group_add(LIST_GROUP, self.channel_name)
+            await self.rooms_hub.announce(incident, joined=None, version=0, count=0, lefts=[left])

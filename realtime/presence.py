@@ -42,6 +42,8 @@ class Left:
 
     user: UserRef
     had_focus: bool
+    version: int = 0  # the room's presence version this departure made
+    count: int = 0  # distinct users left in the room after it
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,18 @@ class Joined:
 
     first: bool  # the user's first connection in the room: announce presence:joined
     viewers: list[UserRef]
+    version: int = 0  # the room's presence version after the join (the join's own if `first`)
+    count: int = 0  # distinct users in the room after the join
     expired: list[Left] = field(default_factory=list)  # users swept out on the way in
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A room's presence at one version: its viewers (all, or the first few) and how many there are."""
+
+    viewers: list[UserRef]
+    version: int
+    count: int
 
 
 def _sorted(users: list[UserRef]) -> list[UserRef]:
@@ -80,6 +93,10 @@ class PresenceStore(ABC):
     async def refresh(self, incident: int, conn: str) -> bool:
         """Push back a connection's expiry; False if the entry is gone (it was swept)."""
 
+    async def refresh_many(self, incident: int, conns: list[str]) -> list[str]:
+        """Push back the expiry of a process's connections in a room; those that are gone (swept)."""
+        return [conn for conn in conns if not await self.refresh(incident, conn)]
+
     @abstractmethod
     async def sweep(self, incident: int) -> list[Left]:
         """Remove expired connections; the users whose last connection that was."""
@@ -88,9 +105,17 @@ class PresenceStore(ABC):
     async def viewers(self, incident: int) -> list[UserRef]:
         """Distinct users present, sorted by username."""
 
-    async def viewers_of(self, incidents: list[int]) -> dict[int, list[UserRef]]:
-        """`viewers` of several rooms at once (the incident list asks for up to a page of them)."""
-        return {incident: await self.viewers(incident) for incident in incidents}
+    @abstractmethod
+    async def snapshot(self, incident: int) -> Snapshot:
+        """Every viewer, with the presence version and count they belong to (read atomically)."""
+
+    async def snapshots(self, incidents: list[int], *, limit: int) -> dict[int, Snapshot]:
+        """The first `limit` viewers and the count of several rooms at once (the incident list shows a page)."""
+        result = {}
+        for incident in incidents:
+            snap = await self.snapshot(incident)
+            result[incident] = Snapshot(viewers=snap.viewers[:limit], version=snap.version, count=snap.count)
+        return result
 
     @abstractmethod
     async def set_focus(self, incident: int, user_id: int, section: str | None) -> bool:
@@ -133,8 +158,16 @@ class MemoryPresenceStore(PresenceStore):
         super().__init__(ttl=ttl)
         self.clock = clock
         self.rooms: dict[int, _Room] = {}
+        # A room's version outlives the room (it only grows), as the Redis key does for a while.
+        self.versions: dict[int, int] = {}
 
-    def _remove(self, room: _Room, conn: str) -> Left | None:
+    def _bump(self, incident: int) -> int:
+        """As in Redis: a version starts from the clock in ms, so it keeps growing after a `clear`."""
+        self.versions[incident] = self.versions.get(incident) or int(time.time() * 1000)
+        self.versions[incident] += 1
+        return self.versions[incident]
+
+    def _remove(self, incident: int, room: _Room, conn: str) -> Left | None:
         if room.expiry.pop(conn, None) is None:
             return None
         user_id = room.owner.pop(conn)
@@ -144,14 +177,14 @@ class MemoryPresenceStore(PresenceStore):
         del room.count[user_id]
         user = room.users.pop(user_id)
         had_focus = room.focus.pop(user_id, None) is not None
-        return Left(user=user, had_focus=had_focus)
+        return Left(user=user, had_focus=had_focus, version=self._bump(incident), count=len(room.users))
 
     def _sweep(self, incident: int) -> list[Left]:
         room = self.rooms.get(incident)
         if room is None:
             return []
         now = self.clock()
-        left = [self._remove(room, conn) for conn, expiry in list(room.expiry.items()) if expiry <= now]
+        left = [self._remove(incident, room, conn) for conn, expiry in list(room.expiry.items()) if expiry <= now]
         if not room.expiry:
             del self.rooms[incident]
         return [entry for entry in left if entry is not None]
@@ -166,14 +199,22 @@ class MemoryPresenceStore(PresenceStore):
             room.count[user_id] = room.count.get(user_id, 0) + 1
             room.users[user_id] = user
             first = room.count[user_id] == 1
+            if first:
+                self._bump(incident)
         room.expiry[conn] = self.clock() + self.ttl
-        return Joined(first=first, viewers=_sorted(list(room.users.values())), expired=expired)
+        return Joined(
+            first=first,
+            viewers=_sorted(list(room.users.values())),
+            version=self.versions.get(incident, 0),
+            count=len(room.users),
+            expired=expired,
+        )
 
     async def leave(self, incident: int, conn: str) -> Left | None:
         room = self.rooms.get(incident)
         if room is None:
             return None
-        left = self._remove(room, conn)
+        left = self._remove(incident, room, conn)
         if not room.expiry:
             del self.rooms[incident]
         return left
@@ -191,6 +232,10 @@ class MemoryPresenceStore(PresenceStore):
     async def viewers(self, incident: int) -> list[UserRef]:
         room = self.rooms.get(incident)
         return _sorted(list(room.users.values())) if room else []
+
+    async def snapshot(self, incident: int) -> Snapshot:
+        viewers = await self.viewers(incident)
+        return Snapshot(viewers=viewers, version=self.versions.get(incident, 0), count=len(viewers))
 
     async def set_focus(self, incident: int, user_id: int, section: str | None) -> bool:
         room = self.rooms.get(incident)
@@ -214,17 +259,25 @@ class MemoryPresenceStore(PresenceStore):
 
     async def clear(self) -> None:
         self.rooms.clear()
+        self.versions.clear()
 
 
 # --- Many processes -----------------------------------------------------------
 
 # KEYS of every script: conns (zset conn -> expiry ms), owner (hash conn -> user
 # id), count (hash user id -> connections), users (hash user id -> ref JSON),
-# focus (hash user id -> section).
+# focus (hash user id -> section), version (the room's presence version: +1 for
+# every user who joins or leaves).
 _LUA_COMMON = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- A room's presence version starts from the server's clock in ms, so it keeps
+-- growing even if Redis lost the key (restart, flush, idle expiry).
+local function bump()
+  if redis.call('EXISTS', KEYS[6]) == 0 then redis.call('SET', KEYS[6], now_ms()) end
+  return redis.call('INCR', KEYS[6])
 end
 local function remove(conn)
   if redis.call('ZREM', KEYS[1], conn) == 0 then return nil end
@@ -236,7 +289,7 @@ local function remove(conn)
   local ref = redis.call('HGET', KEYS[4], uid)
   redis.call('HDEL', KEYS[4], uid)
   local had_focus = redis.call('HDEL', KEYS[5], uid)
-  return {ref, had_focus}
+  return {ref, had_focus, bump(), redis.call('HLEN', KEYS[3])}
 end
 local function sweep()
   local left = {}
@@ -247,7 +300,10 @@ local function sweep()
   return left
 end
 local function touch(key_ttl)
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], key_ttl) end
+  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], key_ttl) end
+end
+local function version()
+  return tonumber(redis.call('GET', KEYS[6]) or '0')
 end
 """
 
@@ -260,10 +316,13 @@ local first = 0
 if redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[1]) == 1 then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
   redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-  if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then first = 1 end
+  if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then
+    first = 1
+    bump()
+  end
 end
 touch(tonumber(ARGV[5]))
-return {first, redis.call('HVALS', KEYS[4]), left}
+return {first, redis.call('HVALS', KEYS[4]), left, version()}
 """
 )
 
@@ -277,14 +336,21 @@ return {}
 """
 )
 
-# ARGV: conn, ttl ms, key ttl ms.
+# ARGV: ttl ms, key ttl ms, conn... Returns the conns that are gone.
 _LUA_REFRESH = (
     _LUA_COMMON
     + """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
-touch(tonumber(ARGV[3]))
-return 1
+local expiry = now_ms() + tonumber(ARGV[1])
+local missing = {}
+for i = 3, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+  else
+    table.insert(missing, ARGV[i])
+  end
+end
+touch(tonumber(ARGV[2]))
+return missing
 """
 )
 
@@ -303,7 +369,10 @@ def _text(value: Any) -> str:
 
 
 def _lefts(rows: Any) -> list[Left]:
-    return [Left(user=json.loads(_text(ref)), had_focus=bool(int(had))) for ref, had in rows or []]
+    return [
+        Left(user=json.loads(_text(ref)), had_focus=bool(int(had)), version=int(version), count=int(count))
+        for ref, had, version, count in rows or []
+    ]
 
 
 class RedisPresenceStore(PresenceStore):
@@ -335,16 +404,25 @@ class RedisPresenceStore(PresenceStore):
 
     def keys(self, incident: int) -> list[str]:
         base = f"{self.prefix}:{int(incident)}"
-        return [f"{base}:conns", f"{base}:owner", f"{base}:count", f"{base}:users", f"{base}:focus"]
+        return [
+            f"{base}:conns",
+            f"{base}:owner",
+            f"{base}:count",
+            f"{base}:users",
+            f"{base}:focus",
+            f"{base}:version",
+        ]
 
     async def join(self, incident: int, conn: str, user: UserRef) -> Joined:
-        first, viewers, left = await self._join(
+        first, viewers, left, version = await self._join(
             keys=self.keys(incident),
             args=[conn, int(user["id"]), json.dumps(user), self.ttl_ms, self.key_ttl_ms],
         )
         return Joined(
             first=bool(first),
             viewers=_sorted([json.loads(_text(ref)) for ref in viewers]),
+            version=int(version),
+            count=len(viewers),
             expired=_lefts(left),
         )
 
@@ -353,7 +431,14 @@ class RedisPresenceStore(PresenceStore):
         return gone[0] if gone else None
 
     async def refresh(self, incident: int, conn: str) -> bool:
-        return bool(await self._refresh(keys=self.keys(incident), args=[conn, self.ttl_ms, self.key_ttl_ms]))
+        return not await self.refresh_many(incident, [conn])
+
+    async def refresh_many(self, incident: int, conns: list[str]) -> list[str]:
+        """One round trip for all of a process's connections in the room."""
+        if not conns:
+            return []
+        missing = await self._refresh(keys=self.keys(incident), args=[self.ttl_ms, self.key_ttl_ms, *conns])
+        return [_text(conn) for conn in missing or []]
 
     async def sweep(self, incident: int) -> list[Left]:
         return _lefts(await self._sweep(keys=self.keys(incident)))
@@ -361,18 +446,28 @@ class RedisPresenceStore(PresenceStore):
     async def viewers(self, incident: int) -> list[UserRef]:
         return _sorted([json.loads(_text(ref)) for ref in await self.redis.hvals(self.keys(incident)[3])])
 
-    async def viewers_of(self, incidents: list[int]) -> dict[int, list[UserRef]]:
+    async def snapshot(self, incident: int) -> Snapshot:
+        keys = self.keys(incident)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            refs, version = await pipe.hvals(keys[3]).get(keys[5]).execute()
+        viewers = _sorted([json.loads(_text(ref)) for ref in refs])
+        return Snapshot(viewers=viewers, version=int(version or 0), count=len(viewers))
+
+    async def snapshots(self, incidents: list[int], *, limit: int) -> dict[int, Snapshot]:
         """One round trip for all of them, not one per room."""
         if not incidents:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             for incident in incidents:
-                pipe.hvals(self.keys(incident)[3])
+                keys = self.keys(incident)
+                pipe.hvals(keys[3]).get(keys[5])
             rows = await pipe.execute()
-        return {
-            incident: _sorted([json.loads(_text(ref)) for ref in refs])
-            for incident, refs in zip(incidents, rows, strict=True)
-        }
+        result = {}
+        for index, incident in enumerate(incidents):
+            refs, version = rows[2 * index], rows[2 * index + 1]
+            viewers = _sorted([json.loads(_text(ref)) for ref in refs])
+            result[incident] = Snapshot(viewers=viewers[:limit], version=int(version or 0), count=len(viewers))
+        return result
 
     async def set_focus(self, incident: int, user_id: int, section: str | None) -> bool:
         return bool(await self._focus(keys=self.keys(incident), args=[int(user_id), section or ""]))

@@ -49,6 +49,7 @@ COMMAND_TYPES = (
 MESSAGE_TYPES = (
     "incident:join",
     "incident:leave",
+    "presence:get",
     *COMMAND_TYPES,
     "focus:set",
     "incidents:subscribe",

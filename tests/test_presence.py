@@ -153,7 +153,13 @@ async def test_presence_with_two_users_and_two_tabs(
     ack = await other.ok("incident:join", incident=incident.pk)
     assert ack["viewers"] == [responder.as_ref(), viewer.as_ref()]  # sorted by username: rae, vic
     joined = await tab1.push("presence:joined")
-    assert (joined["incident"], joined["user"], joined["viewers"]) == (incident.pk, responder.as_ref(), ack["viewers"])
+    assert (joined["incident"], joined["user"], joined["users"]) == (
+        incident.pk,
+        responder.as_ref(),
+        [responder.as_ref()],
+    )
+    assert (joined["version"], joined["count"]) == (ack["presence_version"], 2)  # constant size: no list
+    assert "viewers" not in joined
 
     tab2 = await connect(viewer)
     assert (await tab2.ok("incident:join", incident=incident.pk))["viewers"] == ack["viewers"]
@@ -163,7 +169,8 @@ async def test_presence_with_two_users_and_two_tabs(
 
     await tab2.ok("incident:leave", incident=incident.pk)  # the last tab
     left = await other.push("presence:left")
-    assert (left["user"], left["viewers"]) == (viewer.as_ref(), [responder.as_ref()])
+    assert (left["user"], left["count"], left["since"]) == (viewer.as_ref(), 1, joined["version"])
+    assert left["version"] == joined["version"] + 1
 
 
 @pytestmark_db
@@ -220,7 +227,7 @@ async def test_a_connection_that_stops_refreshing_is_swept_and_the_room_told(
     started = asyncio.get_running_loop().time()
     left = await live.push("presence:left", timeout=5)
     elapsed = asyncio.get_running_loop().time() - started
-    assert (left["user"], left["viewers"]) == (viewer.as_ref(), [responder.as_ref()])
+    assert (left["user"], left["count"]) == (viewer.as_ref(), 1)
     assert elapsed < 1 + 0.2 + 1  # TTL + refresh interval, and some slack for a busy machine
     assert (await live.push("focus:updated"))["section"] is None
     assert await store.viewers(incident.pk) == [responder.as_ref()]  # the live socket kept refreshing
@@ -252,6 +259,7 @@ async def test_a_socket_restores_its_groups_and_presence_after_the_layer_forgets
     await get_presence_store().clear()
 
     rejoined = await socket.push("presence:joined", timeout=5)  # back in the group and in the store
-    assert rejoined["viewers"] == [viewer.as_ref()]
+    assert (rejoined["user"], rejoined["count"]) == (viewer.as_ref(), 1)
+    assert (await socket.ok("presence:get", incident=incident.pk))["viewers"] == [viewer.as_ref()]
     await run_sync(commands.incident_add_note, actor=responder, incident_id=incident.pk, body="still delivered")
     assert (await socket.push("incident:updated"))["event"]["data"] == {"body": "still delivered"}

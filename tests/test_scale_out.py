@@ -103,8 +103,8 @@ async def test_two_processes_share_updates_presence_keys_and_expire_a_killed_one
     ack = await admin_on_two.ok("incident:join", incident=incident.pk)
     both = [users["admin"].as_ref(), users["viewer"].as_ref()]
     assert ack["viewers"] == both
-    joined = await viewer_on_one.push("presence:joined", user=users["admin"].as_ref())
-    assert joined["viewers"] == both
+    joined = await viewer_on_one.presence("presence:joined", users["admin"].as_ref())
+    assert (joined["version"], joined["count"]) == (ack["presence_version"], 2)
 
     # A change through one process's REST API reaches sockets on both.
     await run_sync(rest_post, two, users["responder"], f"/api/incidents/{incident.pk}/status", {"status": "identified"})
@@ -127,10 +127,10 @@ async def test_two_processes_share_updates_presence_keys_and_expire_a_killed_one
     # kill -9 the first process: its viewer stops being refreshed and is swept by the second.
     killed_at = time.monotonic()
     one.kill()
-    left = await admin_on_two.push("presence:left", timeout=TTL + REFRESH + WAIT, user=users["viewer"].as_ref())
+    left = await admin_on_two.presence("presence:left", users["viewer"].as_ref(), timeout=TTL + REFRESH + WAIT)
     elapsed = time.monotonic() - killed_at
     print(f"\npresence:left for the killed process's viewer after {elapsed:.2f} s (bound {TTL + REFRESH} s)")
-    assert left["viewers"] == [users["admin"].as_ref()]
+    assert (left["count"], left["version"]) == (1, joined["version"] + 1)
     assert elapsed <= TTL + REFRESH + 1.5, f"{elapsed:.2f} s"  # TTL + one sweep interval, and scheduling slack
 
     rejoin = await (await open_client(two, users["viewer"])).ok("incident:join", incident=incident.pk)

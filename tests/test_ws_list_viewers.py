@@ -3,6 +3,7 @@
 Runs in both passes: with the in-memory store and layer, and with Redis.
 """
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from incidents.models import Incident
 from incidents.views import LIST_LIMIT
 from realtime.presence import get_presence_store
 from realtime.protocol import MAX_SUBSCRIBED_INCIDENTS
-from tests.ws_support import Connect, acreate_incident, create_incident
+from tests.ws_support import Connect, acreate_incident, create_incident, run_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,6 +40,7 @@ async def test_subscribe_with_incidents_acks_the_distinct_viewers_of_each(
         str(incident.pk): [responder.as_ref(), viewer.as_ref()],  # sorted by username: rae, vic
         str(empty.pk): [],
     }
+    assert ack["counts"] == {str(incident.pk): 2, str(empty.pk): 0}
 
 
 async def test_subscribe_without_incidents_acks_no_viewers(connect: Connect, viewer: User) -> None:
@@ -56,7 +58,7 @@ async def test_a_user_joining_and_leaving_a_room_tells_list_subscribers(
     tab1 = await connect(responder)
     await tab1.ok("incident:join", incident=incident.pk)
     joined = await listener.push("incident:viewers")
-    assert joined == {"type": "incident:viewers", "incident": incident.pk, "viewers": [responder.as_ref()]}
+    assert (joined["incident"], joined["viewers"], joined["count"]) == (incident.pk, [responder.as_ref()], 1)
 
     tab2 = await connect(responder)
     await tab2.ok("incident:join", incident=incident.pk)  # a second tab changes nobody's list
@@ -65,7 +67,8 @@ async def test_a_user_joining_and_leaving_a_room_tells_list_subscribers(
 
     await tab2.ok("incident:leave", incident=incident.pk)
     left = await listener.push("incident:viewers")
-    assert (left["incident"], left["viewers"]) == (incident.pk, [])
+    assert (left["incident"], left["viewers"], left["count"]) == (incident.pk, [], 0)
+    assert left["version"] > joined["version"]
 
 
 async def test_a_connection_swept_out_after_expiry_tells_list_subscribers(
@@ -81,7 +84,7 @@ async def test_a_connection_swept_out_after_expiry_tells_list_subscribers(
     ack = await listener.ok("incidents:subscribe", incidents=[incident.pk])
     assert ack["viewers"] == {str(incident.pk): [responder.as_ref(), viewer.as_ref()]}
 
-    swept = await listener.push("incident:viewers", timeout=5, incident=incident.pk)
+    swept = await listener.push("incident:viewers", timeout=5, incident=incident.pk, count=1)
     assert swept["viewers"] == [responder.as_ref()]
 
 
@@ -122,6 +125,28 @@ async def test_a_socket_not_subscribed_gets_no_viewer_updates(
     await unsubscribed.ok("incidents:unsubscribe")
 
     await (await connect(responder)).ok("incident:join", incident=incident.pk)
-    assert (await in_room.push("presence:joined", user=responder.as_ref()))["incident"] == incident.pk
+    assert (await in_room.presence("presence:joined", responder.as_ref()))["incident"] == incident.pk
     assert await in_room.quiet("incident:viewers") == []
     assert await unsubscribed.quiet() == []
+
+
+async def test_the_list_is_sent_the_first_few_viewers_of_a_big_room_and_the_count(
+    connect: Connect, make_user: Any, incident: Incident
+) -> None:
+    from realtime.hub import LIST_VIEWERS
+
+    people = [await run_sync(make_user, "viewer", f"user{n:02}") for n in range(LIST_VIEWERS + 3)]
+    listener = await connect(people[0])
+    await listener.ok("incidents:subscribe")
+    for person in people:
+        await (await connect(person)).ok("incident:join", incident=incident.pk)
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:  # pushes are coalesced: the last one says where the burst ended
+        pushed = await listener.push(
+            "incident:viewers", timeout=max(0.01, deadline - asyncio.get_running_loop().time())
+        )
+        if pushed["count"] == len(people):
+            break
+    assert pushed["viewers"] == [person.as_ref() for person in people[:LIST_VIEWERS]]
+    ack = await listener.ok("incidents:subscribe", incidents=[incident.pk])
+    assert (ack["viewers"][str(incident.pk)], ack["counts"][str(incident.pk)]) == (pushed["viewers"], len(people))

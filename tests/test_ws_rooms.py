@@ -178,3 +178,21 @@ async def test_list_updates_stop_after_unsubscribe_and_need_no_subscription_to_r
     await run_sync(add_notes, responder, incident.pk, "x")
     await socket.push("incident:updated")
     assert await socket.quiet("incident:listChanged") == []
+
+
+async def test_a_join_after_a_long_absence_is_capped_and_says_more_remain(
+    connect: Connect, viewer: User, responder: User, incident: Incident
+) -> None:
+    from realtime.actions import JOIN_EVENTS_LIMIT
+
+    await run_sync(add_notes, responder, incident.pk, *[f"n{n}" for n in range(JOIN_EVENTS_LIMIT + 2)])
+    socket = await connect(viewer)
+    first = await socket.ok("incident:join", incident=incident.pk, after=0)
+    assert (len(first["events"]), first["more"]) == (JOIN_EVENTS_LIMIT, True)
+    assert [e["seq"] for e in first["events"]] == list(range(1, JOIN_EVENTS_LIMIT + 1))
+    rest = await socket.ok("incident:join", incident=incident.pk, after=first["events"][-1]["seq"])
+    assert ([e["seq"] for e in rest["events"]], rest["more"]) == (
+        [JOIN_EVENTS_LIMIT + 1, JOIN_EVENTS_LIMIT + 2, JOIN_EVENTS_LIMIT + 3],
+        False,
+    )
+    assert rest["version"] == JOIN_EVENTS_LIMIT + 3

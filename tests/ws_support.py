@@ -87,6 +87,15 @@ class ProtocolClient:
                 return message
             self.inbox.append(message)
 
+    async def presence(self, kind: str, user: dict[str, Any], timeout: float = WAIT, **match: Any) -> dict[str, Any]:
+        """The first presence:joined/left naming `user`, alone or among the users of a coalesced burst."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self.push(kind, max(0.01, deadline - loop.time()), **match)
+            if user in message["users"]:
+                return message
+
     async def pushes(self, kind: str, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:
         return [await self.push(kind, timeout) for _ in range(count)]
 

@@ -49,7 +49,7 @@ function element(tag, className, text) {
 
 // People in a room as initials in circles (name and role in a tooltip); more than `shown` fold into +N.
 // The room's header and the list's Viewers column both draw them here, so they look the same.
-export function renderViewers(list, viewers, shown = 5) {
+export function renderViewers(list, viewers, shown = 5, total = viewers.length) {
   const first = viewers.slice(0, shown);
   const items = first.map((user) => {
     const item = element("li", "avatar", initials(user));
@@ -60,14 +60,48 @@ export function renderViewers(list, viewers, shown = 5) {
     item.append(element("span", "visually-hidden", ` ${item.title}`));
     return item;
   });
-  if (viewers.length > first.length) {
+  if (total > first.length) {
     const rest = viewers.slice(first.length);
-    const more = element("li", "avatar more", `+${rest.length}`);
-    more.title = rest.map((user) => user.username).join(", ");
+    const more = element("li", "avatar more", `+${total - first.length}`);
+    more.title = rest.length ? rest.map((user) => user.username).join(", ") : `${total - first.length} more`;
     items.push(more);
   }
   list.replaceChildren(...items);
-  list.setAttribute("aria-label", `${viewers.length} here now`);
+  list.setAttribute("aria-label", `${total} here now`);
+}
+
+// A room's viewers as the server last said, kept current from constant-size presence pushes.
+// Each push says the state, at its `version`, of the users it names, and is complete for a
+// client that already has `since`; a client that is further behind asks for the whole list.
+export class Presence {
+  constructor() {
+    this.users = new Map(); // id -> user
+    this.version = 0;
+  }
+
+  reset(viewers, version) {
+    this.users = new Map(viewers.map((user) => [user.id, user]));
+    this.version = version || 0;
+  }
+
+  // Apply a presence:joined/left push; false if the list must be asked for again.
+  apply(message) {
+    if (message.version < this.version) return true; // older than what we have
+    if (message.since > this.version) return false; // we missed changes in between
+    const users = message.users || (message.user ? [message.user] : []);
+    for (const user of users) {
+      if (message.type === "presence:joined") this.users.set(user.id, user);
+      else this.users.delete(user.id);
+    }
+    this.version = message.version;
+    return true;
+  }
+
+  get list() {
+    return [...this.users.values()].sort((a, b) =>
+      a.username === b.username ? a.id - b.id : a.username < b.username ? -1 : 1,
+    );
+  }
 }
 
 // --- The socket ------------------------------------------------------------------
@@ -205,6 +239,7 @@ function startRoom(root) {
   const scroller = document.getElementById("timeline-scroll");
   const pill = document.getElementById("new-events-pill");
   const viewersList = document.getElementById("viewers");
+  const presence = new Presence();
 
   const lastSeq = () => Number(timeline.lastElementChild?.dataset.seq || 0);
   let wanted = 0; // the highest seq the server has told us exists
@@ -320,7 +355,8 @@ function startRoom(root) {
     indicator: document.getElementById("live-indicator"),
     async onOpen() {
       const ack = await live.request("incident:join", { incident, after: lastSeq() });
-      renderViewers(viewersList, ack.viewers || []);
+      presence.reset(ack.viewers || [], ack.presence_version);
+      renderViewers(viewersList, presence.list);
       setFocus(ack.focus);
       const newest = Math.max(ack.version || 0, ack.state?.version || 0, ...(ack.events || []).map((e) => e.seq));
       wanted = Math.max(wanted, newest);
@@ -335,8 +371,9 @@ function startRoom(root) {
           break;
         case "presence:joined":
         case "presence:left":
-          if (message.type === "presence:left") focus.delete(message.user?.id);
-          renderViewers(viewersList, message.viewers || []);
+          if (message.type === "presence:left") for (const user of message.users || []) focus.delete(user.id);
+          if (!presence.apply(message)) refetchPresence();
+          renderViewers(viewersList, presence.list);
           renderFocus();
           break;
         case "focus:updated":
@@ -347,6 +384,22 @@ function startRoom(root) {
       }
     },
   });
+  let refetching = false;
+  async function refetchPresence() {
+    if (refetching) return;
+    refetching = true;
+    try {
+      const ack = await live.request("presence:get", { incident });
+      presence.reset(ack.viewers || [], ack.presence_version);
+      setFocus(ack.focus);
+      renderViewers(viewersList, presence.list);
+    } catch (error) {
+      console.warn("live: could not fetch who is here", error);
+    } finally {
+      refetching = false;
+    }
+  }
+
   // A 409 from a form: show the latest even if its event is already here.
   document.addEventListener("live:resync", () => {
     wanted = Math.max(wanted, lastSeq() + 1);
@@ -366,7 +419,7 @@ const LIST_VIEWERS_SHOWN = 3; // a table cell has room for fewer circles than th
 
 function startList(page) {
   const rowsUrl = page.dataset.rowsUrl;
-  const viewers = new Map(); // incident id -> its viewers, as the server last said
+  const viewers = new Map(); // incident id -> {users (the first few), count, version}, as the server last said
   let fetching = false;
   let again = false;
   let opened = 0;
@@ -374,15 +427,21 @@ function startList(page) {
   const cells = () => [...document.querySelectorAll("#incident-rows [data-viewers-of]")];
 
   function paint(cell) {
-    const users = viewers.get(Number(cell.dataset.viewersOf));
-    if (users === undefined) return; // not heard yet: keep what is shown
-    if (!users.length) {
+    const known = viewers.get(Number(cell.dataset.viewersOf));
+    if (known === undefined) return; // not heard yet: keep what is shown
+    if (!known.count) {
       cell.replaceChildren(element("span", "muted", "—"));
       return;
     }
     const list = element("ul", "viewers");
-    renderViewers(list, users, LIST_VIEWERS_SHOWN);
+    renderViewers(list, known.users, LIST_VIEWERS_SHOWN, known.count);
     cell.replaceChildren(list);
+  }
+
+  // Keep the newest word on each room: pushes from several server processes may cross.
+  function heard(id, entry) {
+    const old = viewers.get(id);
+    if (old === undefined || entry.version >= old.version) viewers.set(id, entry);
   }
 
   // Subscribe (again), asking for the viewers of every row not heard of yet;
@@ -393,7 +452,9 @@ function startList(page) {
       .filter((id) => !viewers.has(id));
     if (!always && !unknown.length) return;
     const ack = await live.request("incidents:subscribe", { incidents: unknown });
-    for (const [id, users] of Object.entries(ack.viewers || {})) viewers.set(Number(id), users);
+    for (const [id, users] of Object.entries(ack.viewers || {})) {
+      heard(Number(id), { users, count: ack.counts?.[id] ?? users.length, version: ack.versions?.[id] ?? 0 });
+    }
     cells().forEach(paint);
   }
 
@@ -435,7 +496,11 @@ function startList(page) {
     onMessage(message) {
       if (message.type === "incident:created" || message.type === "incident:listChanged") refresh();
       else if (message.type === "incident:viewers") {
-        viewers.set(message.incident, message.viewers || []);
+        heard(message.incident, {
+          users: message.viewers || [],
+          count: message.count ?? (message.viewers || []).length,
+          version: message.version ?? 0,
+        });
         const cell = document.querySelector(`#incident-rows [data-viewers-of="${Number(message.incident)}"]`);
         if (cell) paint(cell);
       }
