@@ -106,7 +106,13 @@ def _locked(incident_id: int, *, expected_version: int | None) -> Iterator[Incid
     takes the database's write lock up front to the same effect.
     """
     with transaction.atomic():
-        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        # The people the state names come with the row (only the row is locked).
+        incident = (
+            Incident.objects.select_for_update(of=("self",))
+            .select_related("commander", "created_by")
+            .filter(pk=incident_id)
+            .first()
+        )
         if incident is None:
             raise NotFound(f"Incident {incident_id} does not exist.")
         if expected_version is not None and expected_version != incident.version:

@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 
 from .models import AuditEvent, Incident
 
@@ -80,9 +81,22 @@ def list_row(state: dict[str, Any]) -> dict[str, Any]:
     return {name: state[name] for name in IncidentListSerializer.Meta.fields}
 
 
+def state_after_change(incident: Incident) -> dict[str, Any]:
+    """The state of an incident a command has just changed, read from the row it holds (no second read of it).
+
+    Its many-to-many and reverse relations are read afresh, since the
+    command may have changed them since they were last read.
+    """
+    from .selectors import ACTION_ITEMS
+
+    getattr(incident, "_prefetched_objects_cache", {}).clear()
+    prefetch_related_objects([incident], "assignees", ACTION_ITEMS)
+    return state_of(incident)
+
+
 def publish_on_commit(incident: Incident, event: AuditEvent) -> dict[str, Any]:
     """Build the messages now (inside the transaction), send them after the commit; return the state."""
-    state = incident_state(incident.pk)
+    state = state_after_change(incident)
     updated = {
         "type": "incident.updated",
         "incident": incident.pk,

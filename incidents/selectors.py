@@ -33,10 +33,12 @@ def incident_list_queryset(
     return queryset
 
 
+# An incident's action items with their owners, in one query.
+ACTION_ITEMS = Prefetch("action_items", queryset=ActionItem.objects.select_related("owner"))
+
+
 def incident_state_queryset() -> QuerySet[Incident]:
-    return Incident.objects.select_related("commander", "created_by").prefetch_related(
-        "assignees", Prefetch("action_items", queryset=ActionItem.objects.select_related("owner"))
-    )
+    return Incident.objects.select_related("commander", "created_by").prefetch_related("assignees", ACTION_ITEMS)
 
 
 def incident_get(incident_id: Any) -> Incident | None:
