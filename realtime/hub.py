@@ -59,6 +59,9 @@ LIST_VIEWERS = 5
 
 JOINING = -1  # Member.rooms value of a room whose join is not acked yet
 
+# How many windows a room's presence pushes may wait for a version that has not arrived yet.
+MAX_HELD_WINDOWS = 2
+
 
 class Member(Protocol):
     """A local socket, as the hub sees it (the consumer)."""
@@ -82,6 +85,8 @@ class _Room:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one delivery at a time, in arrival order
     window: list[dict[str, Any]] = field(default_factory=list)  # presence changes not yet sent
     flush: asyncio.TimerHandle | None = None
+    sent: int | None = None  # the newest presence version sent to this room's sockets
+    held: int = 0  # windows held back in a row, waiting for a missing version
 
 
 class Hub:
@@ -340,16 +345,32 @@ class Hub:
             return
         room.window.extend(message["changes"])
         if room.flush is None:
-            room.flush = asyncio.get_running_loop().call_later(
-                self.window_seconds, lambda: self._spawn(self._flush_presence(incident))
-            )
+            self._schedule_flush(incident, room)
+
+    def _schedule_flush(self, incident: int, room: _Room) -> None:
+        room.flush = asyncio.get_running_loop().call_later(
+            self.window_seconds, lambda: self._spawn(self._flush_presence(incident))
+        )
 
     async def _flush_presence(self, incident: int) -> None:
         room = self.rooms.get(incident)
         if room is None:
             return
-        changes, room.window, room.flush = room.window, [], None
-        for message in presence_frames(incident, changes):
+        room.flush = None
+        versions = sorted({c["version"] for c in room.window if room.sent is None or c["version"] > room.sent})
+        if not versions:
+            room.window = []
+            return
+        base = room.sent if room.sent is not None else versions[0] - 1
+        if versions != list(range(base + 1, versions[-1] + 1)) and room.held < MAX_HELD_WINDOWS:
+            # Changes made at once on several sockets or processes reach here in
+            # any order: wait a window for the missing one rather than send a
+            # frame that makes every client ask for the whole list.
+            room.held += 1
+            self._schedule_flush(incident, room)
+            return
+        changes, room.window, room.held, room.sent = room.window, [], 0, versions[-1]
+        for message in presence_frames(incident, changes, base=base):
             await self._to_room(incident, message, encode(message))
 
     async def _push_list(self, incident: int) -> None:
@@ -422,24 +443,30 @@ class Hub:
     }
 
 
-def presence_frames(incident: int, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def presence_frames(incident: int, changes: list[dict[str, Any]], *, base: int | None = None) -> list[dict[str, Any]]:
     """One window's presence changes as at most one presence:left, one presence:joined and focus clears.
 
     Each frame says the state, at the window's newest `version`, of every user
     whose presence changed in it; `since` is the version a client must already
-    have for that to be complete. A client whose version is older asks for the
-    list again; one whose version is newer ignores the frame.
+    have for that to be complete: `base` (the newest version sent before) when
+    every version after it is here. A client whose version is older asks for
+    the list again; one whose version is newer ignores the frame.
     """
-    by_version = {change["version"]: change for change in changes}
+    by_version = {c["version"]: c for c in changes if base is None or c["version"] > base}
     if not by_version:
         return []
     versions = sorted(by_version)
     newest = versions[-1]
-    # The trailing run of consecutive versions: a missing one (lost, or late)
-    # means the frame is only complete from after the gap.
-    start = len(versions) - 1
-    while start > 0 and versions[start - 1] == versions[start] - 1:
-        start -= 1
+    if base is None:
+        base = versions[0] - 1
+    if versions == list(range(base + 1, newest + 1)):
+        start = 0
+    else:
+        # A version is missing (lost, or too late): the frame is only complete
+        # from after the last gap.
+        start = len(versions) - 1
+        while start > 0 and versions[start - 1] == versions[start] - 1:
+            start -= 1
     since = versions[start] - 1
     # Every user touched in the window, as the newest change left them: a user
     # who came and went within it is in presence:left, since a client that

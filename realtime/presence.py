@@ -20,6 +20,7 @@ Two implementations behind one interface, chosen by settings.PRESENCE_STORE:
 """
 
 import asyncio
+import functools
 import json
 import time
 import weakref
@@ -364,13 +365,22 @@ return 1
 """
 
 
+@functools.lru_cache(maxsize=65536)
+def _user(ref: bytes | str) -> UserRef:
+    """A stored user ref, parsed once per process: a join returns the whole room, so each ref comes back often.
+
+    Callers must not change the dict (it is shared).
+    """
+    return dict(json.loads(ref))
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _lefts(rows: Any) -> list[Left]:
     return [
-        Left(user=json.loads(_text(ref)), had_focus=bool(int(had)), version=int(version), count=int(count))
+        Left(user=_user(ref), had_focus=bool(int(had)), version=int(version), count=int(count))
         for ref, had, version, count in rows or []
     ]
 
@@ -420,7 +430,7 @@ class RedisPresenceStore(PresenceStore):
         )
         return Joined(
             first=bool(first),
-            viewers=_sorted([json.loads(_text(ref)) for ref in viewers]),
+            viewers=_sorted([_user(ref) for ref in viewers]),
             version=int(version),
             count=len(viewers),
             expired=_lefts(left),
@@ -444,13 +454,13 @@ class RedisPresenceStore(PresenceStore):
         return _lefts(await self._sweep(keys=self.keys(incident)))
 
     async def viewers(self, incident: int) -> list[UserRef]:
-        return _sorted([json.loads(_text(ref)) for ref in await self.redis.hvals(self.keys(incident)[3])])
+        return _sorted([_user(ref) for ref in await self.redis.hvals(self.keys(incident)[3])])
 
     async def snapshot(self, incident: int) -> Snapshot:
         keys = self.keys(incident)
         async with self.redis.pipeline(transaction=True) as pipe:
             refs, version = await pipe.hvals(keys[3]).get(keys[5]).execute()
-        viewers = _sorted([json.loads(_text(ref)) for ref in refs])
+        viewers = _sorted([_user(ref) for ref in refs])
         return Snapshot(viewers=viewers, version=int(version or 0), count=len(viewers))
 
     async def snapshots(self, incidents: list[int], *, limit: int) -> dict[int, Snapshot]:
@@ -465,7 +475,7 @@ class RedisPresenceStore(PresenceStore):
         result = {}
         for index, incident in enumerate(incidents):
             refs, version = rows[2 * index], rows[2 * index + 1]
-            viewers = _sorted([json.loads(_text(ref)) for ref in refs])
+            viewers = _sorted([_user(ref) for ref in refs])
             result[incident] = Snapshot(viewers=viewers[:limit], version=int(version or 0), count=len(viewers))
         return result
 
@@ -476,7 +486,7 @@ class RedisPresenceStore(PresenceStore):
         keys = self.keys(incident)
         async with self.redis.pipeline(transaction=True) as pipe:
             users, focus = await pipe.hgetall(keys[3]).hgetall(keys[4]).execute()
-        refs = {int(_text(user_id)): json.loads(_text(ref)) for user_id, ref in users.items()}
+        refs = {int(_text(user_id)): _user(ref) for user_id, ref in users.items()}
         return [
             {"user": refs[user_id], "section": _text(section)}
             for user_id, section in sorted((int(_text(uid)), section) for uid, section in focus.items())

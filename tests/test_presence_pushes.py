@@ -122,3 +122,10 @@ async def test_a_client_that_missed_a_push_sees_the_version_jump_and_asks_again(
     await viewers.apply(watcher, message)
     assert viewers.refetches == 1
     assert sorted(viewers.users) == sorted([viewer.pk, first.pk, second.pk])
+
+
+def test_a_frame_after_an_earlier_one_is_complete_from_what_was_sent_before() -> None:
+    frames = presence_frames(7, [change(ALICE, True, 12, 2), change(BOB, False, 9, 1)], base=11)
+    assert [(f["type"], f["users"], f["since"], f["version"]) for f in frames] == [
+        ("presence:joined", [ALICE], 11, 12)  # version 9 was sent before: dropped
+    ]
