@@ -356,6 +356,8 @@ class Hub:
         room = self.rooms.get(incident)
         if room is None:
             return
+        if room.flush is not None:
+            room.flush.cancel()  # when flushed early (tests), not by its timer
         room.flush = None
         versions = sorted({c["version"] for c in room.window if room.sent is None or c["version"] > room.sent})
         if not versions:

@@ -8,7 +8,7 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from tests.ws_support import Connect, run_sync
+from tests.ws_support import WAIT, Connect, run_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,7 +56,7 @@ async def test_a_socket_is_closed_with_4401_when_its_token_expires(connect: Conn
     token.set_exp(lifetime=timedelta(seconds=1))
     socket = await connect(token=str(token))
     assert (await socket.request("ping"))["type"] == "ack"
-    assert await socket._next(5) == {"type": "websocket.close", "code": 4401}
+    assert await socket._next(2 * WAIT) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_a_session_socket_is_not_closed_by_token_expiry(connect: Connect, viewer: User) -> None:
