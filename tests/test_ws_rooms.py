@@ -196,3 +196,30 @@ async def test_a_join_after_a_long_absence_is_capped_and_says_more_remain(
         False,
     )
     assert rest["version"] == JOIN_EVENTS_LIMIT + 3
+
+
+async def test_the_process_not_each_socket_is_in_the_rooms_group(
+    connect: Connect, make_user: Any, responder: User, incident: Incident
+) -> None:
+    """Fan-out once per process: five sockets in a room, one member of its channel-layer group."""
+    from django.conf import settings
+
+    from incidents.publishing import incident_group
+    from realtime.hub import get_hub
+
+    sockets = [await connect(await run_sync(make_user, "viewer", f"member{n}")) for n in range(5)]
+    for socket in sockets:
+        await socket.ok("incident:join", incident=incident.pk)
+    hub = get_hub()
+    group = incident_group(incident.pk)
+    if settings.REDIS_URL:
+        layer: Any = hub.layer
+        async with layer.connection(layer.consistent_hash(group)) as redis:
+            members = [m.decode() for m in await redis.zrange(layer._group_key(group), 0, -1)]
+    else:
+        members = list(get_channel_layer().groups[group])
+    assert members == [hub.channel_name]
+    # And a change still reaches every one of them.
+    await run_sync(add_notes, responder, incident.pk, "one frame, five sockets")
+    for socket in sockets:
+        assert (await socket.push("incident:updated"))["seq"] == 2
