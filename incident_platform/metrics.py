@@ -16,6 +16,7 @@ outsider has no business reading.
 import atexit
 import hmac
 import os
+import re
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -97,12 +98,26 @@ def counted(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def ws_sent(frame: dict[str, Any]) -> None:
-    """A frame handed to a socket; for incident:updated, how long after its commit."""
-    kind = str(frame.get("type", "unknown"))
-    WS_OUT.labels(kind).inc()
-    committed_at = frame.get("committed_at")
-    if kind == "incident:updated" and isinstance(committed_at, int | float):
+# The first "type" of an encoded frame is its own: the server writes it first, or (list rows) it is
+# the only top-level "type"; a "type" inside a string value is escaped and cannot match.
+_FRAME_TYPE = re.compile(r'"type": ?"([^"\\]+)"')
+
+
+def ws_frame_sent(text: str) -> None:
+    """A frame handed to a socket, counted by its type."""
+    match = _FRAME_TYPE.search(text)
+    WS_OUT.labels(match.group(1) if match else "unknown").inc()
+
+
+def ws_received(kind: str) -> None:
+    """A client frame by its type (`invalid` when it has none the server knows)."""
+    WS_IN.labels(kind).inc()
+
+
+def fanout_delivered(message: dict[str, Any]) -> None:
+    """An incident:updated handed to this process's sockets: how long after its commit."""
+    committed_at = message.get("committed_at")
+    if isinstance(committed_at, int | float):
         FANOUT_LATENCY.observe(max(0.0, time.time() - committed_at))
 
 

@@ -98,3 +98,23 @@ def test_several_daphne_processes_report_one_sum() -> None:
         # Either process answers for both: 3 + 2, whichever is scraped.
         assert healthz_count(scrape(one)) == 5
         assert healthz_count(scrape(two)) == 5
+
+
+def test_frames_are_counted_by_their_own_type() -> None:
+    from incident_platform import metrics
+
+    before = sample("ws_messages_sent_total", type="incident:created")
+    # A list row puts its type last; a "type" inside a string value does not count.
+    metrics.ws_frame_sent('{"id": 1, "title": "a \\"type\\": \\"ack\\"", "type": "incident:created"}')
+    assert sample("ws_messages_sent_total", type="incident:created") == before + 1
+
+
+def test_fan_out_latency_is_observed_from_the_commit_time() -> None:
+    import time
+
+    from incident_platform import metrics
+
+    before = sample("fanout_latency_seconds_count")
+    metrics.fanout_delivered({"type": "incident.updated", "committed_at": time.time()})
+    metrics.fanout_delivered({"type": "incident.updated"})  # no commit time: nothing to measure
+    assert sample("fanout_latency_seconds_count") == before + 1
