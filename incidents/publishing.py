@@ -8,6 +8,7 @@ change is never broadcast.
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,7 +111,10 @@ def publish_on_commit(incident: Incident, event: AuditEvent) -> dict[str, Any]:
         "incident": incident.pk,
         "row": list_row(state),
     }
-    transaction.on_commit(lambda: send([(incident_group(incident.pk), updated), (LIST_GROUP, listed)]))
+    # `committed_at` lets each process measure commit-to-socket time (fanout_latency_seconds).
+    transaction.on_commit(
+        lambda: send([(incident_group(incident.pk), {**updated, "committed_at": time.time()}), (LIST_GROUP, listed)])
+    )
     return state
 
 

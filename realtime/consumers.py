@@ -25,6 +25,8 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from incident_platform import metrics
+from incident_platform.observability import log_event, request_id_from
 from incident_platform.unavailable import Unavailable, is_unavailable
 from incidents.errors import CommandError, Invalid
 from incidents.publishing import incident_group
@@ -51,6 +53,9 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.expiry: asyncio.Task[None] | None = None
         self.after_reply: list[Callable[[], Awaitable[None]]] = []
         self.bucket = protocol.TokenBucket(burst=settings.WS_RATE_BURST, per_second=settings.WS_RATE_PER_SECOND)
+        self.socket_id = ""  # the handshake's X-Request-ID, else a new one: every log line of this socket has it
+        self.counted = False  # in ws_open_sockets
+        self.counted_rooms: set[int] = set()  # in ws_joined_rooms and presence_entries
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """As Channels', without its per-message `close_old_connections` on the shared database thread.
@@ -66,11 +71,19 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     async def send_frame(self, text: str) -> None:
         """A frame the hub encoded once for every socket of the room."""
         await self.base_send({"type": "websocket.send", "text": text})
+        metrics.ws_frame_sent(text)
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        await super().send_json(content, close)
+        metrics.WS_OUT.labels(str(content.get("type", "unknown"))).inc()
 
     # --- Connection -------------------------------------------------------------
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        headers = dict(self.scope.get("headers", []))
+        self.socket_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
+        log_event("ws_connect", socket_id=self.socket_id, user=getattr(user, "pk", None))
         if user is None or not user.is_authenticated or not user.is_active:
             # Accept first: a handshake refused outright reaches a browser as
             # a bare 1006, while a close after accept carries our code.
@@ -83,17 +96,29 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.hub = get_hub()
         await self.hub.start()
         await self.accept()
+        metrics.WS_OPEN.inc()
+        self.counted = True
         expires_at = self.scope.get("token_expires_at")
         if expires_at is not None:
             # A bearer token's identity lasts as long as the token: past that the
             # client must reconnect with a fresh one (as it must for REST).
             self.expiry = asyncio.create_task(self.close_at(expires_at))
 
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Closed by the server (4401: no identity, or it expired): logged with its code."""
+        log_event("ws_close", socket_id=self.socket_id, user=self.user_id or None, code=code)
+        await super().close(code, reason)
+
     async def close_at(self, expires_at: float) -> None:
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code: int) -> None:
+        rooms = len(self.rooms)
+        log_event("ws_disconnect", socket_id=self.socket_id, user=self.user_id or None, code=code, rooms=rooms)
+        if self.counted:
+            metrics.WS_OPEN.dec()
+            self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
         if self.hub is not None:
@@ -110,6 +135,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Turn one frame into exactly one reply; no client frame can crash the consumer."""
         message_id: Any = None
+        kind: str | None = None
         try:
             if self.presence is None:
                 raise protocol.Unauthenticated("This socket has no identity.")
@@ -123,14 +149,19 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             content = protocol.decode(text_data)
             message_id = protocol.message_id(content)
             if not allowed:
+                metrics.WS_RATE_LIMITED.inc()
                 raise protocol.RateLimited()
-            handler = getattr(self, "on_" + protocol.check_type(content).replace(":", "_"))
+            kind = protocol.check_type(content)
+            metrics.ws_received(kind)
+            handler = getattr(self, "on_" + kind.replace(":", "_"))
             body = await handler(content)
             await self.send_frame(encode(protocol.ack_reply(message_id, body or {})))
         except protocol.Unauthenticated as error:
             await self.send_json(protocol.error_reply(message_id, error))
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
         except CommandError as error:
+            if kind is None:  # refused before its type was read
+                metrics.ws_received(error.code if error.code == "rate_limited" else "invalid")
             await self.send_json(protocol.error_reply(message_id, error))
         except Exception as error:
             logger.exception("WebSocket message failed (user %s)", self.user_id)
@@ -165,6 +196,8 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
                 self.after_reply.append(lambda: self.rooms_hub.activate(incident, self, previous))
             raise
         joined = await self.store.join(incident, self.channel_name, self.user_ref)
+        self.count_room(incident, joined=True)
+        log_event("ws_join", socket_id=self.socket_id, user=self.user_id, incident=incident, after=after)
         focus = await self.store.focus(incident)
         await self.rooms_hub.announce(
             incident,
@@ -293,11 +326,21 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         assert self.hub is not None, "the hub is set up when the socket is accepted"
         return self.hub
 
+    def count_room(self, incident: int, *, joined: bool) -> None:
+        """ws_joined_rooms and presence_entries: one per socket and room, counted once each way."""
+        if joined == (incident in self.counted_rooms):
+            return
+        step = 1 if joined else -1
+        metrics.WS_ROOMS.inc(step)
+        metrics.PRESENCE_ENTRIES.inc(step)
+        (self.counted_rooms.add if joined else self.counted_rooms.discard)(incident)
+
     async def leave_room(self, incident: int) -> None:
         """Leave a room: no more of its messages, and the room is told if this was the user's last connection."""
         if self.rooms.get(incident) is None:
             return
         self.rooms_hub.leave(incident, self)
         left = await self.store.leave(incident, self.channel_name)
+        self.count_room(incident, joined=False)
         if left is not None:
             await self.rooms_hub.announce(incident, joined=None, version=0, count=0, lefts=[left])

@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Protocol
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, channel_layers, get_channel_layer
 from django.conf import settings
 
+from incident_platform import metrics
 from incidents.publishing import LIST_GROUP, incident_group
 
 from .presence import Left, PresenceStore, UserRef, get_presence_store
@@ -260,6 +261,8 @@ class Hub:
                     }
                 )
             await self._send(member, frame)
+        if frame is not None:
+            metrics.fanout_delivered(message)
 
     async def _fill_gap(self, incident: int, message: dict[str, Any], members: list[Member]) -> None:
         from .actions import events_between
