@@ -8,12 +8,9 @@ deactivated account or a changed role takes effect on open sockets at once.
 """
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework import serializers
@@ -34,6 +31,7 @@ from incidents.serializers import (
     StatusInput,
 )
 
+from .database import database_work
 from .protocol import Unauthenticated, first_error
 
 User = get_user_model()
@@ -42,16 +40,6 @@ User = get_user_model()
 JOIN_HISTORY = IncidentDetailSerializer.HISTORY_LENGTH
 # With `after`, at most this many (as GET .../events pages); the ack's `more` says whether more remain.
 JOIN_EVENTS_LIMIT = 500
-
-# The sockets' database work runs on a pool of its own threads, not on the one
-# thread Channels shares among every consumer of the process: a command waiting
-# on one incident's row lock must not hold up a join to another incident.
-_EXECUTOR = ThreadPoolExecutor(max_workers=settings.WS_DATABASE_THREADS, thread_name_prefix="ws-database")
-
-
-def database_work(function: Callable[..., Any]) -> Any:
-    """`database_sync_to_async` on the sockets' own threads (each call closes its connections, as Channels' does)."""
-    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_EXECUTOR)
 
 
 def active_user(user_id: int) -> Any:

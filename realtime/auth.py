@@ -1,19 +1,24 @@
 """WebSocket authentication: the browser's session, or a simplejwt access token in the handshake.
 
 The token is read from the `Authorization: Bearer` header of the handshake,
-never from the URL, where it would land in access logs.
+never from the URL, where it would land in access logs. Users are looked up
+on the sockets' own database threads (`realtime.database`), not on the one
+thread Channels' auth middleware shares: a reconnect storm of a thousand
+handshakes must not queue behind one another there.
 """
 
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
+from channels.auth import get_user
 from channels.middleware import BaseMiddleware
+from channels.sessions import SessionMiddlewareStack
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+from .database import database_work
 
 
 def bearer_token(scope: dict[str, Any]) -> str | None:
@@ -26,7 +31,7 @@ def bearer_token(scope: dict[str, Any]) -> str | None:
     return None
 
 
-@database_sync_to_async
+@database_work
 def user_for_token(raw: str) -> tuple[Any, float | None]:
     """The token's active user and the token's expiry (a Unix time), or an anonymous user."""
     try:
@@ -40,21 +45,29 @@ def user_for_token(raw: str) -> tuple[Any, float | None]:
     return user, float(token["exp"])
 
 
-class JWTAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] from a bearer token when the handshake carries one.
+class SessionUserMiddleware(BaseMiddleware):
+    """Sets scope["user"] from the Django session (what Channels' AuthMiddleware does, on our threads)."""
 
-    Runs inside the session middleware, so a browser without a token keeps its
-    session user; a client that sends a token is judged by the token alone.
-    """
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        user = await database_work(get_user.func)(scope)
+        return await super().__call__(dict(scope, user=user), receive, send)
+
+
+class JWTAuthMiddleware:
+    """A handshake with an `Authorization` header is judged by its bearer token alone; others by the session."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.by_session = SessionMiddlewareStack(SessionUserMiddleware(inner))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         raw = bearer_token(scope)
-        if raw is not None:
-            user, expires_at = await user_for_token(raw) if raw else (AnonymousUser(), None)
-            # The consumer closes the socket when the token it was opened with expires.
-            scope = dict(scope, user=user, token_expires_at=expires_at)
-        return await super().__call__(scope, receive, send)
+        if raw is None:
+            return await self.by_session(scope, receive, send)
+        user, expires_at = await user_for_token(raw) if raw else (AnonymousUser(), None)
+        # The consumer closes the socket when the token it was opened with expires.
+        return await self.inner(dict(scope, user=user, token_expires_at=expires_at), receive, send)
 
 
 def JWTAuthMiddlewareStack(inner: Any) -> Any:
-    return AuthMiddlewareStack(JWTAuthMiddleware(inner))
+    return JWTAuthMiddleware(inner)
