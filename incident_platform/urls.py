@@ -25,7 +25,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    re_path(r"^api/(?P<path>.*)$", api_not_found),
+    re_path(r"^api/(?P<path>[\s\S]*)\Z", api_not_found),  # any path, newlines and all
     path("api-auth/", include("rest_framework.urls")),
     # The web pages (server-rendered, HTMX): sign-in at /login/, the incident list at /.
     path("", include("accounts.web_urls")),

@@ -405,10 +405,11 @@ def test_a_taken_username_is_a_409_conflict_and_changes_nothing(client: APIClien
         ("viewer", "get", "/api/users", 403, "forbidden"),
         ("admin", "get", "/api/incidents/987654", 404, "not_found"),
         ("admin", "get", "/api/users/987654", 404, "not_found"),
+        ("admin", "get", "/api/incidents/%01%C2%A9l-%0A/events", 404, "not_found"),  # found by schemathesis
         ("admin", "put", INCIDENT, 405, "method_not_allowed"),
         ("admin", "post", STATUS, 400, "invalid"),
     ],
-    ids=["401", "403-incident", "403-users", "404-incident", "404-user", "405", "400"],
+    ids=["401", "403-incident", "403-users", "404-incident", "404-user", "404-newline-path", "405", "400"],
 )
 def test_every_error_body_carries_a_code(
     api: Callable[[User | None], APIClient],
