@@ -83,7 +83,8 @@ format: install-dev
 	$(BIN)/ruff format .
 
 bench: install-dev
-	$(PY) -m bench.ws_fanout
+	$(PY) -m bench.live fanout --sizes 100,1000 --events 10
+	$(PY) -m bench.live writes --seconds 5
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .test-db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

@@ -670,7 +670,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=None, help="distinct users (fanout/slow: 50; joinstorm: 1000)")
     # joinstorm
     parser.add_argument("--handshake-timeout", type=float, default=10, help="joinstorm: a handshake dropped after")
-    parser.add_argument("--deadline", type=float, default=180, help="joinstorm: give up joining after (s)")
+    parser.add_argument("--deadline", type=float, default=120, help="joinstorm: give up (joining, waiting) after")
     # rooms / idle / writes
     parser.add_argument("--rooms", type=int, default=None, help="rooms: 50; idle: 100")
     parser.add_argument("--viewers", type=int, default=None, help="rooms: per room (20); writes: in the room (0)")

@@ -57,7 +57,10 @@ def wait_port(port: int, seconds: float = 30) -> None:
 def asgi_floor(workdir: Path, venv: Path, size: int, rep: int) -> dict[str, Any]:
     """The bare ASGI app on this project's daphne (core 0), the reference client on core 1."""
     lat_k, thr_k, iv = SPECS[size]
-    daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8765", "asgi_floor:app"]
+    # The reference client does not answer pings in raw mode: with daphne's default 20 s pings, a burst that
+    # outlasts ping + timeout would see its sockets closed under it (and the floor's send loop fail).
+    daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8765", "--ping-interval", "3600"]
+    daphne += ["--ping-timeout", "3600", "asgi_floor:app"]
     server = subprocess.Popen(
         ["taskset", "-c", "0", *daphne],
         cwd=workdir / "asgi",
