@@ -247,6 +247,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def proc_sched_seconds(pid: int) -> tuple[float, float]:
+    """(time on a CPU, time runnable but waiting for one), summed over the threads (/proc/PID/task/*/schedstat).
+
+    On a shared machine the second says how much of the server's latency was other people's load.
+    """
+    running = waiting = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            on_cpu, queued, _ = (int(x) for x in (task / "schedstat").read_text().split())
+        except (OSError, ValueError):
+            continue
+        running += on_cpu
+        waiting += queued
+    return running / 1e9, waiting / 1e9
+
+
 def proc_memory_mb(pid: int) -> dict[str, float]:
     values: dict[str, float] = {}
     with open(f"/proc/{pid}/status") as f:
@@ -323,7 +339,9 @@ class Servers:
         out = []
         for pid in self.pids:
             try:
-                out.append({"t": now, "pid": pid, "cpu_s": proc_cpu_seconds(pid), **proc_memory_mb(pid)})
+                run_s, wait_s = proc_sched_seconds(pid)
+                cpu = {"cpu_s": proc_cpu_seconds(pid), "run_s": run_s, "wait_s": wait_s}
+                out.append({"t": now, "pid": pid, **cpu, **proc_memory_mb(pid)})
             except OSError:
                 out.append({"t": now, "pid": pid, "cpu_s": float("nan"), "rss_mb": 0.0, "peak_rss_mb": 0.0})
         return out
@@ -349,11 +367,14 @@ def usage_between(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> 
     per_process = []
     for b, a in zip(before, after, strict=True):
         elapsed = max(1e-9, a["t"] - b["t"])
+        ran, waited = a.get("run_s", 0) - b.get("run_s", 0), a.get("wait_s", 0) - b.get("wait_s", 0)
         per_process.append(
             {
                 "pid": a["pid"],
                 "cpu_s": round(a["cpu_s"] - b["cpu_s"], 2),
                 "cpu_pct": round(100 * (a["cpu_s"] - b["cpu_s"]) / elapsed, 1),
+                # Of the time its threads were ready to run, the share spent waiting for a CPU.
+                "cpu_wait_pct": round(100 * waited / (ran + waited), 1) if ran + waited > 0 else None,
                 "rss_mb": a["rss_mb"],
                 "peak_rss_mb": a["peak_rss_mb"],
             }
@@ -368,7 +389,10 @@ def usage_between(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> 
 
 
 def fmt_usage(u: dict[str, Any]) -> str:
-    each = ", ".join(f"{p['cpu_pct']}% / {p['rss_mb']} MB (peak {p['peak_rss_mb']})" for p in u["per_process"])
+    each = ", ".join(
+        f"{p['cpu_pct']}% / {p['rss_mb']} MB (peak {p['peak_rss_mb']}), waited for a CPU {p.get('cpu_wait_pct')}%"
+        for p in u["per_process"]
+    )
     return f"server CPU % of a core / RSS over {u['window_s']} s: {each}"
 
 

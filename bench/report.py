@@ -43,6 +43,13 @@ def where(run: dict[str, Any]) -> str:
     return f"{run['label']} · {run['stack']} · {run['servers']}p"
 
 
+def cpu(u: dict[str, Any]) -> str:
+    """Server CPU (% of a core, all processes) and, where measured, how long it waited for a CPU."""
+    waits = [p["cpu_wait_pct"] for p in u["per_process"] if p.get("cpu_wait_pct") is not None]
+    waited = f", waited {max(waits)}%" if waits else ""
+    return f"{u['cpu_pct_total']}%{waited}"
+
+
 def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -64,7 +71,7 @@ def fanout_rows(runs: list[dict[str, Any]]) -> str:
                     f"{r['deliveries']}/{r['expected_deliveries']}",
                     r["deliveries_per_s"],
                     f"{i['lost']} / {i['dup']}",
-                    f"{s['cpu_pct_total']}% · {s['rss_mb_total']} MB",
+                    f"{cpu(s)} · {s['rss_mb_total']} MB",
                     load_avg(run),
                 ]
             )
@@ -137,7 +144,7 @@ def rooms_rows(runs: list[dict[str, Any]]) -> str:
                 r["deliveries_per_s_per_process"],
                 d4(r["delivery_ms"]),
                 f"{r['integrity']['lost']} / {r['integrity']['dup']}",
-                f"{r['server']['cpu_pct_total']}% · {r['server']['rss_mb_total']} MB",
+                f"{cpu(r['server'])} · {r['server']['rss_mb_total']} MB",
                 load_avg(run),
             ]
         )
@@ -192,7 +199,7 @@ def writes_rows(runs: list[dict[str, Any]]) -> str:
                 d4(r["request_ms"]),
                 r["errors"] or 0,
                 r["seqs_gapless"],
-                f"{r['server']['cpu_pct_total']}%",
+                cpu(r["server"]),
                 load_avg(run),
             ]
         )

@@ -257,10 +257,12 @@ class Client:
         spec = self.specs[index]
         loop = asyncio.get_running_loop()
         opts = self.options
-        delay = float(opts.get("backoff_start", 0.25))
+        # The web page's own client (static/js/live.js): a ceiling of 0.5 s doubling up to 15 s,
+        # and a delay drawn from its upper half, so a restarted server is not hit by everyone at once.
+        base, ceiling_max = float(opts.get("backoff_base", 0.5)), float(opts.get("backoff_max", 15))
         errors: list[str] = []
         started = time.monotonic()
-        for attempt in range(1, int(opts.get("max_attempts", 12)) + 1):
+        for attempt in range(1, int(opts.get("max_attempts", 1000)) + 1):
             port = spec["port"]
             conn: Conn | None = None
             try:
@@ -306,10 +308,11 @@ class Client:
                 errors.append(type(exc).__name__ + (f": {exc}" if str(exc) else ""))
                 if conn is not None and conn.transport is not None:
                     conn.transport.abort()
+                ceiling = min(ceiling_max, base * 2 ** (attempt - 1))
+                delay = ceiling / 2 + random.random() * ceiling / 2
                 if time.monotonic() + delay > deadline:
                     break
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, float(opts.get("backoff_max", 8)))
+                await asyncio.sleep(delay)
         return {"ok": False, "attempts": len(errors), "errors": errors}
 
     async def cmd_connect(self, msg: dict[str, Any]) -> dict[str, Any]:
