@@ -287,7 +287,9 @@ def reference_rows(refs: list[dict[str, Any]]) -> str:
     )
 
 
-def chart(runs: list[dict[str, Any]], refs: list[dict[str, Any]], path: Path, title: str) -> None:
+def chart(
+    runs: list[dict[str, Any]], refs: list[dict[str, Any]], path: Path, title: str, names: dict[str, str]
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,7 +299,8 @@ def chart(runs: list[dict[str, Any]], refs: list[dict[str, Any]], path: Path, ti
     for run in runs:
         if run["scenario"] != "fanout":
             continue
-        name = f"{run['label']} ({run['stack']}, {run['servers']} daphne), REST → last socket"
+        label = names.get(run["label"], run["label"])
+        name = f"{label} ({run['stack']}, {run['servers']} daphne), REST → last socket"
         for size, r in run["result"]["sizes"].items():
             if r["all_received_ms"].get("n"):
                 series.setdefault(name, {}).setdefault(int(size), []).append(r["all_received_ms"]["p50"])
@@ -336,6 +339,7 @@ def main() -> None:
     parser.add_argument("outdir", nargs="+")
     parser.add_argument("--references", action="append", default=[], help="bench/references.py JSON lines")
     parser.add_argument("--chart", help="write the fan-out chart (PNG) here")
+    parser.add_argument("--name", action="append", default=[], help="LABEL=what the chart calls it")
     parser.add_argument(
         "--title",
         default="Room fan-out, one 2-core machine: median over runs of each run's median (bars: best, worst run)",
@@ -361,7 +365,8 @@ def main() -> None:
         print("\n#### references\n")
         print(reference_rows(refs))
     if args.chart:
-        chart(runs, refs, Path(args.chart), args.title)
+        names = dict(n.split("=", 1) for n in args.name)
+        chart(runs, refs, Path(args.chart), args.title, names)
 
 
 if __name__ == "__main__":

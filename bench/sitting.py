@@ -52,7 +52,10 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     print(f"budget spent: not starting {words[0]} {label} r{rep}", flush=True)
                     continue
-                name = f"{words[0]}-{stack}-{servers}p-{label}-r{rep}"
+                # The run's other arguments are in the name, so two runs of one scenario never share a file.
+                rest = [w for w in words[1:] if w not in ("--stack", stack, "--servers", servers)]
+                extra = "".join(c if c.isalnum() or c in ".," else "-" for c in "-".join(rest)).strip("-")
+                name = "-".join(x for x in (words[0], stack, f"{servers}p", extra, label, f"r{rep}") if x)
                 command = [sys.executable, "-m", "bench.live", *words, "--tree", path, "--label", label]
                 command += ["--out", str(outdir / f"{name}.json")]
                 if python:
