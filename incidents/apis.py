@@ -7,9 +7,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,10 +21,11 @@ from accounts.permissions import CanChangeIncidentsOrReadOnly
 from incident_platform.schema import error_ref
 
 from . import commands
-from .errors import CommandError
+from .errors import CommandError, NotFound
 from .idempotency import Outcome, command_content, run_once
-from .models import IdempotencyKey, Incident
-from .selectors import events_after, incident_get, incident_list_queryset
+from .models import AuditEvent, IdempotencyKey, Incident
+from .postmortem import postmortem_build, to_markdown
+from .selectors import events_filtered, incident_get, incident_list_queryset, incident_metrics_get
 from .serializers import (
     ActionItemAddInput,
     ActionItemSerializer,
@@ -31,6 +34,7 @@ from .serializers import (
     IncidentCreateInput,
     IncidentDetailSerializer,
     IncidentListSerializer,
+    IncidentMetricsSerializer,
     IncidentSerializer,
     IncidentUpdateInput,
     NoteInput,
@@ -259,37 +263,173 @@ class ActionItemDetailApi(APIView):
         return _keyed(request, name="action_item_update", target=[pk, item], data=data, execute=execute)
 
 
+def _event_types(value: str) -> list[str]:
+    types = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [part for part in types if part not in AuditEvent.Type.values]
+    if unknown:
+        raise serializers.ValidationError(
+            f'"{unknown[0]}" is not an event type; one or more of: {", ".join(AuditEvent.Type.values)}.'
+        )
+    if not types:
+        raise serializers.ValidationError("Name at least one event type.")
+    return types
+
+
+ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
+
+
 class EventListApi(APIView):
-    """The timeline after a seq: what a client that missed updates asks for."""
+    """The timeline, paged: after a seq (what a client that missed updates asks for), or before one (older pages)."""
 
     MAX_LIMIT = 500
 
     class QuerySerializer(serializers.Serializer[Any]):
         after = serializers.IntegerField(required=False, min_value=0, default=0)
+        before = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            help_text="Page backwards: the newest `limit` events with seq < before (still oldest first); "
+            "`next` then points at the page before this one.",
+        )
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+        type = serializers.CharField(
+            required=False,
+            max_length=400,
+            help_text="Only these event types, comma-separated (e.g. `note,status_change`).",
+        )
+        actor = serializers.IntegerField(required=False, min_value=1, help_text="Only events by this user id.")
+        q = serializers.CharField(
+            required=False, max_length=200, help_text="Only notes whose body contains this text (case-insensitive)."
+        )
+
+        def validate_type(self, value: str) -> list[str]:
+            return _event_types(value)
 
     @extend_schema(
         parameters=[QuerySerializer],
-        responses=inline_serializer(
-            "EventPage",
-            {
-                "results": AuditEventSerializer(many=True),
-                "next": serializers.URLField(allow_null=True),
-                "last_seq": serializers.IntegerField(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "EventPage",
+                {
+                    "results": AuditEventSerializer(many=True),
+                    "next": serializers.URLField(allow_null=True),
+                    "last_seq": serializers.IntegerField(),
+                },
+            ),
+            400: OpenApiResponse(description="A filter or paging value is invalid (field errors)."),
+            404: ERROR,
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         if not Incident.objects.filter(pk=pk).exists():
-            raise exceptions.NotFound(f"Incident {pk} does not exist.")
-        after, limit = query.validated_data["after"], query.validated_data["limit"]
-        events = list(events_after(incident_id=pk, after=after, limit=limit + 1))
-        more = len(events) > limit
-        events = events[:limit]
-        last_seq = events[-1].seq if events else after
-        next_url = None
-        if more:
-            next_url = request.build_absolute_uri(f"{request.path}?after={last_seq}&limit={limit}")
+            raise NotFound(f"Incident {pk} does not exist.")
+        params = query.validated_data
+        after, limit, before = params["after"], params["limit"], params.get("before")
+        events_qs = events_filtered(
+            incident_id=pk,
+            after=after,
+            before=before,
+            types=params.get("type"),
+            actor=params.get("actor"),
+            q=params.get("q"),
+        )
+        following = request.query_params.copy()
+        if before is None:
+            events = list(events_qs.order_by("seq")[: limit + 1])
+            more = len(events) > limit
+            events = events[:limit]
+            last_seq = events[-1].seq if events else after
+            following["after"] = str(last_seq)
+        else:
+            events = list(events_qs.order_by("-seq")[: limit + 1])
+            more = len(events) > limit
+            events = list(reversed(events[:limit]))
+            last_seq = events[-1].seq if events else after
+            if events:
+                following["before"] = str(events[0].seq)
+        following["limit"] = str(limit)
+        next_url = request.build_absolute_uri(f"{request.path}?{following.urlencode()}") if more else None
         return Response({"results": [e.as_data() for e in events], "next": next_url, "last_seq": last_seq})
+
+
+class IncidentMetricsApi(APIView):
+    """Durations computed from the timeline (see `incidents.metrics`): never typed in, always recomputable."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(responses={200: IncidentMetricsSerializer, 404: ERROR})
+    def get(self, request: Request, pk: int) -> Response:
+        metrics = incident_metrics_get(pk)
+        if metrics is None:
+            raise NotFound(f"Incident {pk} does not exist.")
+        return Response({"incident": pk, **metrics.as_data()})
+
+
+class MarkdownRenderer(BaseRenderer):
+    media_type = "text/markdown"
+    format = "md"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if isinstance(data, str):
+            return data.encode()
+        # An error body: its detail as a line of text.
+        detail = data.get("detail", "") if isinstance(data, dict) else data
+        return f"{detail}\n".encode()
+
+
+class IncidentPostmortemApi(APIView):
+    """A Markdown postmortem generated from the timeline; `?download=1` asks the browser to save it."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+    renderer_classes = [MarkdownRenderer, JSONRenderer]
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        download = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        parameters=[QuerySerializer],
+        responses={(200, "text/markdown"): OpenApiTypes.STR, 400: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        postmortem = postmortem_build(pk)
+        if postmortem is None:
+            raise NotFound(f"Incident {pk} does not exist.")
+        response = Response(to_markdown(postmortem), content_type="text/markdown; charset=utf-8")
+        if query.validated_data["download"]:
+            response["Content-Disposition"] = f'attachment; filename="incident-{pk}-postmortem.md"'
+        return response
+
+
+class EventPinApi(APIView):
+    """Pin an event as a key moment (PUT) or unpin it (DELETE); each is an appended event."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(
+        request=None,
+        responses={200: AuditEventSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def put(self, request: Request, pk: int, seq: int) -> Response:
+        return self._pin(request, pk, seq, pinned=True)
+
+    @extend_schema(
+        request=None,
+        responses={200: AuditEventSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def delete(self, request: Request, pk: int, seq: int) -> Response:
+        return self._pin(request, pk, seq, pinned=False)
+
+    def _pin(self, request: Request, pk: int, seq: int, *, pinned: bool) -> Response:
+        def execute() -> Outcome:
+            result = commands.event_pin(actor=request.user, incident_id=pk, seq=seq, pinned=pinned)
+            return Outcome(status.HTTP_200_OK, result.events[0].as_data())
+
+        name = "event_pin" if pinned else "event_unpin"
+        return _keyed(request, name=name, target=[pk, seq], data={}, execute=execute)

@@ -28,6 +28,11 @@ from .models import ActionItem, AuditEvent, Incident, allowed_transitions
 
 User = get_user_model()
 
+# The stages a status move reaches (see `incidents.metrics`): moving straight to
+# monitoring or resolved also counts as identified.
+IDENTIFIED_OR_LATER = frozenset({"identified", "monitoring", "resolved"})
+MITIGATED_OR_LATER = frozenset({"monitoring", "resolved"})
+
 # Sentinel for "not given", since None is a meaningful value (no commander, no owner).
 UNSET: Any = object()
 
@@ -171,16 +176,22 @@ def incident_change_status(
         check_transition(incident, status)
         previous = incident.status
         incident.status = status
+        now = timezone.now()
         if status == Incident.Status.RESOLVED:
-            incident.resolved_at = timezone.now()
+            incident.resolved_at = now
         elif previous == Incident.Status.RESOLVED:
             incident.resolved_at = None
+        # First arrivals only: a reopen does not move when it was first identified or mitigated.
+        if incident.identified_at is None and status in IDENTIFIED_OR_LATER:
+            incident.identified_at = now
+        if incident.mitigated_at is None and status in MITIGATED_OR_LATER:
+            incident.mitigated_at = now
         event = _record(
             incident,
             actor=actor,
             type=AuditEvent.Type.STATUS_CHANGE,
             data={"from": previous, "to": status},
-            fields=["status", "resolved_at"],
+            fields=["status", "resolved_at", "identified_at", "mitigated_at"],
         )
     return CommandResult(incident=incident, events=[event])
 
@@ -322,3 +333,41 @@ def action_item_update(
             data={"item": item.as_data(), "changed": changed},
         )
     return CommandResult(incident=incident, events=[event], item=item)
+
+
+def _pinned_seqs(incident: Incident) -> set[int]:
+    from .selectors import pinned_seqs
+
+    return pinned_seqs(incident.pk)
+
+
+def event_pin(*, actor: Any, incident_id: int, seq: int, pinned: bool = True) -> CommandResult:
+    """Pin (or unpin) one event of the timeline as a key moment; the pin is itself an appended event.
+
+    Pinning what is already pinned, or unpinning what is not, is a conflict
+    with the current state; pins themselves cannot be pinned.
+    """
+    check_can_change(actor)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise Invalid(fields={"seq": ["Must be a positive integer."]})
+    with _locked(incident_id, expected_version=None) as incident:
+        target = AuditEvent.objects.filter(incident=incident, seq=seq).only("seq", "type").first()
+        if target is None:
+            raise NotFound(f"Event {seq} does not exist on incident {incident_id}.")
+        if target.type in PIN_TYPES:
+            raise Invalid(fields={"seq": ["A pin or unpin cannot itself be pinned."]})
+        is_pinned = seq in _pinned_seqs(incident)
+        if pinned and is_pinned:
+            raise Conflict(f"Event {seq} is already pinned.")
+        if not pinned and not is_pinned:
+            raise Conflict(f"Event {seq} is not pinned.")
+        event = _record(
+            incident,
+            actor=actor,
+            type=AuditEvent.Type.EVENT_PINNED if pinned else AuditEvent.Type.EVENT_UNPINNED,
+            data={"seq": seq, "type": target.type},
+        )
+    return CommandResult(incident=incident, events=[event])
+
+
+PIN_TYPES = frozenset({AuditEvent.Type.EVENT_PINNED.value, AuditEvent.Type.EVENT_UNPINNED.value})

@@ -48,6 +48,11 @@ class Incident(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # When the incident first reached identified (or a later stage) and
+    # monitoring (or resolved): stamped by the status command in the same
+    # transaction as its event, so the overview needs no scan of the timeline.
+    identified_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
     # Grows by one with every accepted change; equal to the seq of the newest event.
     version = models.PositiveIntegerField(default=0)
 
@@ -56,6 +61,10 @@ class Incident(models.Model):
         indexes = [
             # The list: open incidents first, most severe first, filtered by status/severity.
             models.Index(fields=["status", "severity", "-created_at"], name="incident_list_idx"),
+            # The overview and the list's date range: incidents opened in a period.
+            models.Index(fields=["created_at"], name="incident_created_idx"),
+            # "Mine": incidents I command.
+            models.Index(fields=["commander", "-created_at"], name="incident_commander_idx"),
         ]
 
     def __str__(self) -> str:
@@ -159,6 +168,8 @@ class AuditEvent(models.Model):
         ASSIGNMENT = "assignment"
         ACTION_ITEM_ADDED = "action_item_added"
         ACTION_ITEM_UPDATED = "action_item_updated"
+        EVENT_PINNED = "event_pinned"
+        EVENT_UNPINNED = "event_unpinned"
 
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="events")
     seq = models.PositiveIntegerField()
@@ -186,6 +197,12 @@ class AuditEvent(models.Model):
         constraints = [
             # Also the index for "events of incident X with seq > N" (join with `after`, GET .../events).
             models.UniqueConstraint(fields=["incident", "seq"], name="auditevent_incident_seq_unique"),
+        ]
+        indexes = [
+            # The timeline filtered by type (`?type=`, the room's filter, the status changes metrics read).
+            models.Index(fields=["incident", "type", "seq"], name="auditevent_incident_type_idx"),
+            # The timeline filtered by actor (`?actor=`).
+            models.Index(fields=["incident", "actor", "seq"], name="auditevent_incident_actor_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,10 +1,15 @@
 """Reads of incidents, with the joins each caller needs (no N+1)."""
 
+from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.utils import timezone
 
+from .metrics import IncidentMetrics, incident_metrics
 from .models import ActionItem, AuditEvent, Incident
+from .search import note_search_q
 
 
 def incident_list_queryset(
@@ -53,3 +58,70 @@ def events_after(*, incident_id: int, after: int = 0, limit: int | None = None) 
     """Events with seq > after, oldest first: what a reconnecting client missed."""
     queryset = AuditEvent.objects.filter(incident_id=incident_id, seq__gt=after).order_by("seq")
     return queryset[:limit] if limit is not None else queryset
+
+
+def pinned_seqs(incident_id: int) -> set[int]:
+    """The seqs pinned now: the pins and unpins folded in order (one indexed query)."""
+    pinned: set[int] = set()
+    rows = (
+        AuditEvent.objects.filter(
+            incident_id=incident_id, type__in=[AuditEvent.Type.EVENT_PINNED, AuditEvent.Type.EVENT_UNPINNED]
+        )
+        .order_by("seq")
+        .values_list("type", "data")
+    )
+    for kind, data in rows:
+        if kind == AuditEvent.Type.EVENT_PINNED:
+            pinned.add(int(data["seq"]))
+        else:
+            pinned.discard(int(data["seq"]))
+    return pinned
+
+
+# The fields of an event that the metrics and the replay read.
+EVENT_FIELDS = ("seq", "type", "at", "actor_id", "actor_username", "data")
+
+
+def incident_metrics_get(incident_id: int, *, now: datetime | None = None) -> IncidentMetrics | None:
+    """The incident's durations from its timeline (one query), or None if there is no such incident."""
+    events = list(AuditEvent.objects.filter(incident_id=incident_id).order_by("seq").only(*EVENT_FIELDS))
+    if not events:
+        return None  # every incident has at least its incident_created event
+    return incident_metrics(events, now=now or timezone.now())
+
+
+def events_filtered(
+    *,
+    incident_id: int,
+    after: int = 0,
+    before: int | None = None,
+    types: list[str] | None = None,
+    actor: int | None = None,
+    q: str | None = None,
+) -> QuerySet[AuditEvent]:
+    """The timeline between two seqs with the filters a reader picks (each backed by an index)."""
+    queryset = AuditEvent.objects.filter(incident_id=incident_id, seq__gt=after)
+    if before is not None:
+        queryset = queryset.filter(seq__lt=before)
+    if types:
+        queryset = queryset.filter(type__in=types)
+    if actor is not None:
+        queryset = queryset.filter(actor_id=actor)
+    if q:
+        queryset = queryset.filter(note_search_q(q))
+    return queryset
+
+
+def event_actors(incident_id: int) -> list[dict[str, Any]]:
+    """Everyone who acted on the incident, as their name was then: the timeline's actor filter."""
+    rows = (
+        AuditEvent.objects.filter(incident_id=incident_id)
+        .values("actor_id", "actor_username")
+        .distinct()
+        .order_by("actor_username", "actor_id")
+    )
+    return [{"id": row["actor_id"], "username": row["actor_username"]} for row in rows]
+
+
+def db_vendor() -> str:
+    return connection.vendor

@@ -108,6 +108,46 @@ class IncidentDetailSerializer(IncidentSerializer):
         return [event.as_data() for event in reversed(newest)]
 
 
+class DurationsByStatusSerializer(serializers.Serializer[Any]):
+    investigating = serializers.FloatField()
+    identified = serializers.FloatField()
+    monitoring = serializers.FloatField()
+    resolved = serializers.FloatField()
+
+
+class ResponderSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    events = serializers.IntegerField(help_text="How many events this user appended.")
+
+
+class ActionItemCountsSerializer(serializers.Serializer[Any]):
+    open = serializers.IntegerField()
+    done = serializers.IntegerField()
+
+
+class IncidentMetricsSerializer(serializers.Serializer[Any]):
+    """Durations in seconds, computed from the timeline (docs/api.md, "Metrics")."""
+
+    incident = serializers.IntegerField()
+    status = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+    identified_at = serializers.DateTimeField(allow_null=True)
+    mitigated_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    time_to_identify = serializers.FloatField(allow_null=True)
+    time_to_mitigate = serializers.FloatField(allow_null=True)
+    time_to_resolve = serializers.FloatField(allow_null=True)
+    time_open = serializers.FloatField()
+    elapsed = serializers.FloatField(help_text="The time to resolve once resolved; the age while open.")
+    time_in_status = DurationsByStatusSerializer()
+    reopens = serializers.IntegerField()
+    responders = ResponderSerializer(many=True)
+    action_items = ActionItemCountsSerializer()
+    events = serializers.IntegerField()
+    as_of = serializers.DateTimeField()
+
+
 # --- Input --------------------------------------------------------------------
 
 
