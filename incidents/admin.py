@@ -19,7 +19,9 @@ from django.http import HttpRequest, HttpResponse
 
 from . import commands
 from .errors import CommandError
+from .metrics import format_duration
 from .models import ActionItem, AuditEvent, Incident
+from .selectors import incident_metrics_get
 
 User = get_user_model()
 
@@ -130,7 +132,17 @@ class ActionItemInline(ReadOnlyInline):
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     form = IncidentAdminForm
-    list_display = ["id", "title", "status", "severity", "commander", "created_by", "created_at", "version"]
+    list_display = [
+        "id",
+        "title",
+        "status",
+        "severity",
+        "commander",
+        "created_by",
+        "created_at",
+        "time_to_resolve_display",
+        "version",
+    ]
     list_display_links = ["id", "title"]
     list_filter = ["status", "severity"]
     search_fields = ["title"]
@@ -147,13 +159,35 @@ class IncidentAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": [*main, "expected_version"]}),
             ("Record", {"fields": ["version", "created_by", "created_at", "updated_at", "resolved_at"]}),
+            ("Durations (computed from the timeline)", {"fields": ["durations"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Incident | None = None) -> Any:
         if obj is None:
             return []
         # The title is what the incident was opened as; there is no command to rename it.
-        return ["title", "version", "created_by", "created_at", "updated_at", "resolved_at"]
+        return ["title", "version", "created_by", "created_at", "updated_at", "resolved_at", "durations"]
+
+    @admin.display(description="time to resolve", ordering="resolved_at")
+    def time_to_resolve_display(self, obj: Incident) -> str:
+        return format_duration(obj.time_to_resolve) if obj.resolved_at else "—"
+
+    @admin.display(description="durations")
+    def durations(self, obj: Incident) -> str:
+        """The figures of GET /api/incidents/{id}/metrics, read from the events."""
+        metrics = incident_metrics_get(obj.pk) if obj.pk else None
+        if metrics is None:
+            return "—"
+        parts = [
+            f"to identify {format_duration(metrics.time_to_identify)}",
+            f"to mitigate {format_duration(metrics.time_to_mitigate)}",
+            f"to resolve {format_duration(metrics.time_to_resolve)}",
+            *(f"{name} {format_duration(value)}" for name, value in metrics.time_in_status.items()),
+            f"reopens {metrics.reopens}",
+            f"responders {', '.join(r.username for r in metrics.responders)}",
+            f"action items {metrics.action_items_open} open / {metrics.action_items_done} done",
+        ]
+        return " · ".join(parts)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
         return super().get_queryset(request).select_related("commander", "created_by")

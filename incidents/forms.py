@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import ActionItem, Incident
+from .models import ActionItem, AuditEvent, Incident
 from .serializers import NoteInput
 
 User = get_user_model()
@@ -75,6 +75,25 @@ class ActionItemDoneForm(forms.Form):
 
 class ActionItemOwnerForm(forms.Form):
     owner = UserChoiceField(queryset=active_users(), required=False)
+
+
+class PinForm(forms.Form):
+    pinned = forms.ChoiceField(choices=[("true", "pin"), ("false", "unpin")])
+
+
+class TimelineFilterForm(forms.Form):
+    """The room's timeline filters and paging (GET); the same rules as the events API's."""
+
+    type = forms.ChoiceField(choices=[("", "All events"), *AuditEvent.Type.choices], required=False, label="Type")
+    actor = forms.IntegerField(required=False, min_value=1, label="By")
+    q = forms.CharField(required=False, max_length=200, label="Search notes")
+    before = forms.IntegerField(required=False, min_value=1)
+    into = forms.ChoiceField(choices=[("list", "list"), ("results", "results")], required=False)
+
+    def __init__(self, *args: Any, actors: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Shown as a select of who acted; any positive id is accepted on the way in.
+        self.actor_choices = [("", "Anyone"), *((a["id"], a["username"]) for a in actors or [])]
 
 
 def first_error(form: forms.Form) -> str:

@@ -8,6 +8,7 @@ event edited or deleted).
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -73,6 +74,19 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != self.Status.RESOLVED
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        """From opening to resolution, while resolved (a reopen clears it): the list's and the room's duration."""
+        return self.resolved_at - self.created_at if self.resolved_at else None
+
+    @property
+    def time_to_identify(self) -> timedelta | None:
+        return self.identified_at - self.created_at if self.identified_at else None
+
+    @property
+    def time_to_mitigate(self) -> timedelta | None:
+        return self.mitigated_at - self.created_at if self.mitigated_at else None
 
     def allowed_transitions(self) -> list[str]:
         """The statuses this incident may move to next, in the order the UI shows them."""

@@ -29,14 +29,16 @@ from .forms import (
     IncidentCreateForm,
     ListFilterForm,
     NoteForm,
+    PinForm,
     SeverityForm,
     StatusForm,
     SummaryForm,
+    TimelineFilterForm,
     active_users,
     first_error,
 )
 from .models import AuditEvent, Incident
-from .selectors import incident_get, incident_list_queryset
+from .selectors import event_actors, events_filtered, incident_get, incident_list_queryset, pinned_seqs
 
 LIST_LIMIT = 200
 TIMELINE_LENGTH = 200
@@ -134,6 +136,9 @@ def describe_event(event: AuditEvent) -> str:
         return "updated the summary"
     if kind == T.NOTE:
         return f"note: {data.get('body', '')}"
+    if kind in (T.EVENT_PINNED, T.EVENT_UNPINNED):
+        verb = "pinned" if kind == T.EVENT_PINNED else "unpinned"
+        return f"{verb} event {data.get('seq')} ({str(data.get('type', '')).replace('_', ' ')})"
     if kind == T.ASSIGNMENT:
         parts = []
         commander = data.get("commander")
@@ -167,9 +172,15 @@ def describe_event(event: AuditEvent) -> str:
     return kind.replace("_", " ")
 
 
-def _timeline(events: QuerySet[AuditEvent] | list[AuditEvent]) -> list[dict[str, Any]]:
+PIN_TYPES = (AuditEvent.Type.EVENT_PINNED, AuditEvent.Type.EVENT_UNPINNED)
+
+
+def _timeline(
+    events: QuerySet[AuditEvent] | list[AuditEvent], pinned: set[int] | frozenset[int] = frozenset()
+) -> list[dict[str, Any]]:
     rows = []
     for event in events:
+        is_pin = event.type in PIN_TYPES
         rows.append(
             {
                 "seq": event.seq,
@@ -178,6 +189,11 @@ def _timeline(events: QuerySet[AuditEvent] | list[AuditEvent]) -> list[dict[str,
                 "actor": event.actor_username,
                 "text": describe_event(event),
                 "detail": event.data.get("to", "") if event.type == AuditEvent.Type.SUMMARY_CHANGE else "",
+                "pinned": event.seq in pinned,
+                "pinnable": not is_pin,
+                # A pin's row tells the page which row to mark (static/js/review.js).
+                "pin_target": event.data.get("seq") if is_pin else None,
+                "pin_state": "on" if event.type == AuditEvent.Type.EVENT_PINNED else "off",
             }
         )
     return rows
@@ -186,7 +202,9 @@ def _timeline(events: QuerySet[AuditEvent] | list[AuditEvent]) -> list[dict[str,
 # --- The room's context, shared by the page and its partials ---------------------
 
 
-def _room_context(request: HttpRequest, incident: Incident, events: list[AuditEvent]) -> dict[str, Any]:
+def _room_context(
+    request: HttpRequest, incident: Incident, events: list[AuditEvent], pinned: set[int] | frozenset[int] = frozenset()
+) -> dict[str, Any]:
     users = list(active_users())
     assignees = list(incident.assignees.all())
     assigned = {user.pk for user in assignees}
@@ -199,7 +217,7 @@ def _room_context(request: HttpRequest, incident: Incident, events: list[AuditEv
         "assignees": assignees,
         "unassigned": [user for user in users if user.pk not in assigned],
         "action_items": list(incident.action_items.all()),
-        "events": _timeline(events),
+        "events": _timeline(events, pinned),
     }
 
 
@@ -208,8 +226,9 @@ def _room_context(request: HttpRequest, incident: Incident, events: list[AuditEv
 def incident_room(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _get_incident(pk)
     newest = list(incident.events.order_by("-seq")[:TIMELINE_LENGTH])
-    context = _room_context(request, incident, list(reversed(newest)))
-    context["older_events"] = bool(newest) and newest[-1].seq > 1
+    context = _room_context(request, incident, list(reversed(newest)), pinned_seqs(incident.pk))
+    context["older_before"] = newest[-1].seq if newest and newest[-1].seq > 1 else None
+    context["filter_form"] = TimelineFilterForm(actors=event_actors(incident.pk))
     return render(request, "incidents/room.html", context)
 
 
@@ -358,3 +377,64 @@ def action_item_done(request: HttpRequest, pk: int, item: int) -> None:
 def action_item_owner(request: HttpRequest, pk: int, item: int) -> None:
     data = _parsed(ActionItemOwnerForm, request)
     commands.action_item_update(actor=request.user, incident_id=pk, item_id=item, owner=data["owner"])
+
+
+@command_view
+def event_pin(request: HttpRequest, pk: int, seq: int) -> None:
+    data = _parsed(PinForm, request)
+    commands.event_pin(actor=request.user, incident_id=pk, seq=seq, pinned=data["pinned"] == "true")
+
+
+# --- The whole timeline: older pages and filtered results ---------------------------------
+
+TIMELINE_PAGE = 100
+
+
+@login_required
+@require_GET
+def incident_timeline_partial(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of the timeline, newest first from `before`: older events for the room's list,
+    or (with a type, actor or text) the matching events for the results list."""
+    incident = Incident.objects.filter(pk=pk).first()
+    if incident is None:
+        raise Http404("No such incident.")
+    form = TimelineFilterForm(request.GET)
+    if not form.is_valid():
+        return _error(request, first_error(form), 400)
+    data = form.cleaned_data
+    queryset = events_filtered(
+        incident_id=pk,
+        before=data["before"],
+        types=[data["type"]] if data["type"] else None,
+        actor=data["actor"],
+        q=data["q"].strip() or None,
+    )
+    page = list(queryset.order_by("-seq")[: TIMELINE_PAGE + 1])
+    more = len(page) > TIMELINE_PAGE
+    events = list(reversed(page[:TIMELINE_PAGE]))
+    into = "results" if data["into"] == "results" else "list"
+    context = {
+        "incident": incident,
+        "can_change": request.user.can_change_incidents,  # type: ignore[union-attr]
+        "events": _timeline(events, pinned_seqs(pk)),
+        "into": into,
+        "older_before": events[0].seq if more and events else None,
+        "params": {name: value for name, value in request.GET.items() if name != "before"},
+        "count": queryset.count() if into == "results" and data["before"] is None else None,
+        "id_prefix": "match" if into == "results" else "event",
+    }
+    return render(request, "incidents/partials/timeline_page.html", context)
+
+
+# --- The postmortem, printable --------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def incident_postmortem(request: HttpRequest, pk: int) -> HttpResponse:
+    from .postmortem import postmortem_build
+
+    postmortem = postmortem_build(pk)
+    if postmortem is None:
+        raise Http404("No such incident.")
+    return render(request, "incidents/postmortem.html", {"pm": postmortem, "incident": postmortem.incident})

@@ -119,10 +119,26 @@ def test_incident_change_page_query_count_does_not_grow_with_timeline(
         commands.action_item_add(actor=responder, incident_id=incident.pk, title=f"item {n}", owner=responder)
         commands.incident_add_note(actor=responder, incident_id=incident.pk, body=f"note {n}")
     staff.get(change_url(incident))  # warm the per-process caches (content types)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):  # 8, and the events the durations are computed from
         response = staff.get(change_url(incident))
     assert response.status_code == 200
     assert f"note {count - 1}" in response.content.decode()
+
+
+def test_incident_change_page_shows_the_durations_from_the_timeline(staff: Client, responder: User) -> None:
+    incident = make_incident(responder)
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    page = staff.get(change_url(incident)).content.decode()
+    assert "Durations (computed from the timeline)" in page
+    assert "to resolve 0 s" in page and "reopens 0" in page and "responders rae" in page
+
+
+def test_incident_list_shows_the_time_to_resolve(staff: Client, responder: User) -> None:
+    incident = make_incident(responder)
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    page = staff.get(reverse("admin:incidents_incident_changelist")).content.decode()
+    assert "time to resolve" in page.lower()
+    assert '<td class="field-time_to_resolve_display">0 s</td>' in page
 
 
 @pytest.mark.parametrize("count", [2, 20])
