@@ -22,8 +22,10 @@ from incident_platform.schema import error_ref
 
 from . import commands
 from .errors import CommandError, NotFound
+from .forms import LIST_SORT_CHOICES, PeriodForm
 from .idempotency import Outcome, command_content, run_once
 from .models import AuditEvent, IdempotencyKey, Incident
+from .overview import overview_compute, overview_rows
 from .postmortem import postmortem_build, to_markdown
 from .selectors import events_filtered, incident_get, incident_list_queryset, incident_metrics_get
 from .serializers import (
@@ -38,6 +40,7 @@ from .serializers import (
     IncidentSerializer,
     IncidentUpdateInput,
     NoteInput,
+    OverviewSerializer,
     StatusInput,
 )
 
@@ -147,7 +150,26 @@ class IncidentListApi(APIView):
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
         severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
-        q = serializers.CharField(required=False, max_length=200)
+        q = serializers.CharField(
+            required=False,
+            max_length=200,
+            help_text="Search titles, summaries and notes (full-text on PostgreSQL; titles also match a fragment).",
+        )
+        mine = serializers.BooleanField(
+            required=False, default=False, help_text="Only incidents I command, am assigned to or own an item of."
+        )
+        since = serializers.DateField(required=False, help_text="Opened on or after this day.")
+        until = serializers.DateField(required=False, help_text="Opened on or before this day.")
+        sort = serializers.ChoiceField(
+            choices=[choice for choice, _ in LIST_SORT_CHOICES if choice],
+            required=False,
+            help_text="A column, `-` for descending; default: open first, most severe first, newest first.",
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+                raise serializers.ValidationError({"until": ["The end date is before the start date."]})
+            return attrs
 
     @extend_schema(parameters=[FilterSerializer], responses=IncidentListSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -155,7 +177,9 @@ class IncidentListApi(APIView):
         # which the schema (a status is one of four words) does not promise.
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        queryset = incident_list_queryset(**filters.validated_data)
+        params = dict(filters.validated_data)
+        params["mine"] = request.user if params.pop("mine") else None
+        queryset = incident_list_queryset(**params)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(IncidentListSerializer(page, many=True).data)
@@ -433,3 +457,23 @@ class EventPinApi(APIView):
 
         name = "event_pin" if pinned else "event_unpin"
         return _keyed(request, name=name, target=[pk, seq], data={}, execute=execute)
+
+
+class OverviewApi(APIView):
+    """Incidents opened in a period: by severity and status, time to resolve, per week, the slowest stage."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        since = serializers.DateField(required=False, help_text="First opening day (default: 29 days before until).")
+        until = serializers.DateField(required=False, help_text="Last opening day, included (default: today).")
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: OverviewSerializer, 400: ERROR})
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        form = PeriodForm(query.validated_data)
+        if not form.is_valid():
+            raise exceptions.ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})
+        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+        return Response(overview_compute(overview_rows(since, until), since=since, until=until))

@@ -20,12 +20,31 @@ class UserChoiceField(forms.ModelChoiceField):
         return str(obj.username)
 
 
+LIST_SORT_CHOICES = [("", "Open first, most severe first")] + [
+    (f"{sign}{key}", f"{key} {'descending' if sign else 'ascending'}")
+    for key in ("severity", "title", "status", "commander", "opened", "duration")
+    for sign in ("", "-")
+]
+
+
 class ListFilterForm(forms.Form):
     """The incident list's filters, read from the URL so a filtered view can be shared."""
 
     status = forms.ChoiceField(choices=[("", "Any status"), *Incident.Status.choices], required=False)
     severity = forms.ChoiceField(choices=[("", "Any severity"), *Incident.Severity.choices], required=False)
     q = forms.CharField(required=False, max_length=200, label="Search")
+    mine = forms.BooleanField(required=False, label="Mine")
+    since = forms.DateField(required=False, label="Opened from", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="to", widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(choices=LIST_SORT_CHOICES, required=False)
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
 
 
 class IncidentCreateForm(forms.Form):
@@ -94,6 +113,31 @@ class TimelineFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Shown as a select of who acted; any positive id is accepted on the way in.
         self.actor_choices = [("", "Anyone"), *((a["id"], a["username"]) for a in actors or [])]
+
+
+class PeriodForm(forms.Form):
+    """A period of opening dates, both days included (the overview and its CSV)."""
+
+    MAX_DAYS = 731
+
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        from .overview import default_period
+
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        default_since, default_until = default_period()
+        until = cleaned.get("until") or default_until
+        since = cleaned.get("since") or min(default_since, until - (default_until - default_since))
+        if since > until:
+            self.add_error("until", "The end date is before the start date.")
+        elif (until - since).days >= self.MAX_DAYS:
+            self.add_error("since", f"A period is at most {self.MAX_DAYS} days.")
+        cleaned["since"], cleaned["until"] = since, until
+        return cleaned
 
 
 def first_error(form: forms.Form) -> str:

@@ -1,41 +1,99 @@
 """Reads of incidents, with the joins each caller needs (no N+1)."""
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .metrics import IncidentMetrics, incident_metrics
 from .models import ActionItem, AuditEvent, Incident
-from .search import note_search_q
+from .search import incident_search_q, note_search_q
+
+# The list's sort keys (`?sort=`, `-` for descending) and the columns they order by.
+LIST_SORTS = ("severity", "title", "status", "commander", "opened", "duration")
+STATUS_RANK = {"investigating": 0, "identified": 1, "monitoring": 2, "resolved": 3}
+
+
+def _rank(field: str, ranks: dict[str, int]) -> Case:
+    return Case(*[When(**{field: name}, then=Value(rank)) for name, rank in ranks.items()], output_field=IntegerField())
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def incident_list_queryset(
-    *, status: str | None = None, severity: str | None = None, q: str | None = None
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    q: str | None = None,
+    mine: Any = None,
+    since: date | None = None,
+    until: date | None = None,
+    sort: str | None = None,
 ) -> QuerySet[Incident]:
-    """Open incidents first, then the most severe, then the newest."""
-    queryset = (
-        Incident.objects.select_related("commander")
-        .annotate(
-            is_resolved=Case(
-                When(status=Incident.Status.RESOLVED, then=Value(1)), default=Value(0), output_field=IntegerField()
-            ),
-            severity_rank=Case(
-                *[When(severity=name, then=Value(rank)) for name, rank in Incident.SEVERITY_RANK.items()],
-                output_field=IntegerField(),
-            ),
-        )
-        .order_by("is_resolved", "severity_rank", "-created_at", "-id")
+    """The list, filtered: by default open incidents first, then the most severe, then the newest.
+
+    `q` searches titles, summaries and notes (`incidents.search`); `mine` is a
+    user, matching incidents they command, are assigned to or own an action
+    item of; `since`/`until` bound the opening date (both days included).
+    """
+    queryset = Incident.objects.select_related("commander").annotate(
+        is_resolved=Case(
+            When(status=Incident.Status.RESOLVED, then=Value(1)), default=Value(0), output_field=IntegerField()
+        ),
+        severity_rank=_rank("severity", Incident.SEVERITY_RANK),
     )
     if status:
         queryset = queryset.filter(status=status)
     if severity:
         queryset = queryset.filter(severity=severity)
     if q:
-        queryset = queryset.filter(Q(title__icontains=q))
-    return queryset
+        queryset = queryset.filter(incident_search_q(q, vendor=connection.vendor))
+    if mine is not None:
+        assigned = Incident.assignees.through.objects.filter(incident_id=OuterRef("pk"), user_id=mine.pk)
+        owns = ActionItem.objects.filter(incident_id=OuterRef("pk"), owner_id=mine.pk)
+        queryset = queryset.filter(Q(commander_id=mine.pk) | Q(Exists(assigned)) | Q(Exists(owns)))
+    if since:
+        queryset = queryset.filter(created_at__gte=_day_start(since))
+    if until:
+        queryset = queryset.filter(created_at__lt=_day_start(until + timedelta(days=1)))
+    return queryset.order_by(*_list_order(sort))
+
+
+def _list_order(sort: str | None) -> list[Any]:
+    if not sort:
+        return ["is_resolved", "severity_rank", "-created_at", "-id"]
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    columns: dict[str, Any] = {
+        "severity": F("severity_rank"),
+        "title": Lower("title"),
+        "status": _rank("status", STATUS_RANK),
+        "commander": F("commander__username"),
+        "opened": F("created_at"),
+        "duration": ExpressionWrapper(F("resolved_at") - F("created_at"), output_field=DurationField()),
+    }
+    column = columns[key]
+    # Severity reads most severe first when ascending; every empty value (no commander, still open) goes last.
+    ordered = column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
+    return [ordered, "-id"]
 
 
 # An incident's action items with their owners, in one query.

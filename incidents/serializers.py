@@ -148,6 +148,44 @@ class IncidentMetricsSerializer(serializers.Serializer[Any]):
     as_of = serializers.DateTimeField()
 
 
+class StatusCountsSerializer(serializers.Serializer[Any]):
+    investigating = serializers.IntegerField()
+    identified = serializers.IntegerField()
+    monitoring = serializers.IntegerField()
+    resolved = serializers.IntegerField()
+
+
+class SeverityOverviewSerializer(serializers.Serializer[Any]):
+    severity = serializers.CharField()
+    total = serializers.IntegerField()
+    by_status = StatusCountsSerializer()
+    resolved = serializers.IntegerField()
+    mean_time_to_resolve = serializers.FloatField(allow_null=True, help_text="Seconds.")
+    p90_time_to_resolve = serializers.FloatField(allow_null=True, help_text="Seconds (nearest rank).")
+
+
+class WeekCountSerializer(serializers.Serializer[Any]):
+    week = serializers.DateField(help_text="The Monday the week starts on.")
+    incidents = serializers.IntegerField()
+
+
+class StageSerializer(serializers.Serializer[Any]):
+    stage = serializers.ChoiceField(choices=["identify", "mitigate", "resolve"])
+    measured = serializers.IntegerField()
+    mean = serializers.FloatField(allow_null=True, help_text="Seconds.")
+
+
+class OverviewSerializer(serializers.Serializer[Any]):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    total = serializers.IntegerField()
+    by_severity = SeverityOverviewSerializer(many=True)
+    by_status = StatusCountsSerializer()
+    per_week = WeekCountSerializer(many=True)
+    stages = StageSerializer(many=True)
+    slowest_stage = serializers.CharField(allow_null=True)
+
+
 # --- Input --------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ from django.urls import path
 from . import apis
 
 urlpatterns = [
+    path("overview", apis.OverviewApi.as_view(), name="api-overview"),
     path("incidents", apis.IncidentListApi.as_view(), name="api-incident-list"),
     path("incidents/<int:pk>", apis.IncidentDetailApi.as_view(), name="api-incident-detail"),
     path("incidents/<int:pk>/status", apis.IncidentStatusApi.as_view(), name="api-incident-status"),

@@ -13,9 +13,11 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import commands
@@ -29,6 +31,7 @@ from .forms import (
     IncidentCreateForm,
     ListFilterForm,
     NoteForm,
+    PeriodForm,
     PinForm,
     SeverityForm,
     StatusForm,
@@ -40,7 +43,6 @@ from .forms import (
 from .models import AuditEvent, Incident
 from .selectors import event_actors, events_filtered, incident_get, incident_list_queryset, pinned_seqs
 
-LIST_LIMIT = 200
 TIMELINE_LENGTH = 200
 # A page that was away longer catches up in several partial fetches of this many events.
 CATCH_UP_LIMIT = 500
@@ -254,28 +256,80 @@ def incident_room_partial(request: HttpRequest, pk: int) -> HttpResponse:
 # --- The list -------------------------------------------------------------------
 
 
-def _list_context(request: HttpRequest) -> dict[str, Any]:
-    form = ListFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    incidents = incident_list_queryset(
-        status=filters.get("status") or None,
-        severity=filters.get("severity") or None,
-        q=(filters.get("q") or "").strip() or None,
-    )[:LIST_LIMIT]
-    return {"form": form, "incidents": list(incidents), "filtered": bool(filters and any(filters.values()))}
+LIST_PAGE_SIZE = 50
+LIST_LIMIT = LIST_PAGE_SIZE  # the most rows a page shows (and the live list subscribes to)
+LIST_COLUMNS = [
+    ("severity", "Severity"),
+    ("title", "Title"),
+    ("status", "Status"),
+    ("commander", "Commander"),
+    ("duration", "Age / duration"),
+]
+
+
+def _list_context(request: HttpRequest) -> tuple[dict[str, Any], int]:
+    """The filtered, sorted page of the list, and the status to answer with (400 for a bad filter)."""
+    form = ListFilterForm(request.GET)
+    if not form.is_valid():
+        return {"form": form, "incidents": [], "filtered": True, "error": first_error(form), "columns": []}, 400
+    filters = form.cleaned_data
+    queryset = incident_list_queryset(
+        status=filters["status"] or None,
+        severity=filters["severity"] or None,
+        q=filters["q"].strip() or None,
+        mine=request.user if filters["mine"] else None,
+        since=filters["since"],
+        until=filters["until"],
+        sort=filters["sort"] or None,
+    )
+    paginator = Paginator(queryset, LIST_PAGE_SIZE)
+    page = paginator.get_page(filters["page"] or 1)
+    params = request.GET.copy()
+    params.pop("page", None)
+    sort = filters["sort"] or ""
+    columns = []
+    for key, label in LIST_COLUMNS:
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
+        following = params.copy()
+        following["sort"] = f"-{key}" if current and not descending else key
+        columns.append(
+            {
+                "label": label,
+                "query": following.urlencode(),
+                "aria_sort": ("descending" if descending else "ascending") if current else None,
+            }
+        )
+    filtered = any(filters[name] for name in ("status", "severity", "q", "mine", "since", "until"))
+    return {
+        "form": form,
+        "incidents": list(page.object_list),
+        "page": page,
+        "params": params.urlencode(),
+        "filtered": filtered,
+        "columns": columns,
+    }, 200
 
 
 @login_required
 @require_GET
 def incident_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "incidents/list.html", _list_context(request))
+    context, status = _list_context(request)
+    return render(request, "incidents/list.html", context, status=status)
 
 
 @login_required
 @require_GET
 def incident_list_rows(request: HttpRequest) -> HttpResponse:
-    """The table body alone, with the same filters: what the live list fetches on a change."""
-    return render(request, "incidents/partials/list_rows.html", _list_context(request))
+    """The table body alone, with the same filters, and (out of band) the count, pages and sort headers:
+    what the filters fetch as they change and the live list fetches on a change."""
+    context, status = _list_context(request)
+    context["oob"] = True
+    response = render(request, "incidents/partials/list_rows.html", context, status=status)
+    # The address bar follows the filters (replaced, not pushed: a live refresh must not add history).
+    query = request.GET.urlencode()
+    response["HX-Replace-Url"] = reverse("incident-list") + (f"?{query}" if query else "")
+    return response
 
 
 @login_required
@@ -438,3 +492,44 @@ def incident_postmortem(request: HttpRequest, pk: int) -> HttpResponse:
     if postmortem is None:
         raise Http404("No such incident.")
     return render(request, "incidents/postmortem.html", {"pm": postmortem, "incident": postmortem.incident})
+
+
+# --- The overview over a period ------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def incident_overview(request: HttpRequest) -> HttpResponse:
+    from .overview import chart_resolve, chart_status, chart_weeks, overview_compute, overview_rows
+
+    form = PeriodForm(request.GET)
+    if not form.is_valid():
+        return render(request, "incidents/overview.html", {"form": form, "error": first_error(form)}, status=400)
+    since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+    data = overview_compute(overview_rows(since, until), since=since, until=until)
+    context = {
+        "form": form,
+        "data": data,
+        "since": since,
+        "until": until,
+        "weeks": chart_weeks(data["per_week"]),
+        "resolve": chart_resolve(data["by_severity"]),
+        "status_chart": chart_status(data["by_severity"]),
+        "statuses": ["investigating", "identified", "monitoring", "resolved"],
+    }
+    return render(request, "incidents/overview.html", context)
+
+
+@login_required
+@require_GET
+def incident_overview_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The incidents opened in the period, one row each with its stamps and durations in seconds."""
+    from .overview import overview_csv_lines
+
+    form = PeriodForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse(first_error(form) + "\n", status=400, content_type="text/plain; charset=utf-8")
+    since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+    response = StreamingHttpResponse(overview_csv_lines(since, until), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="incidents-{since}-{until}.csv"'
+    return response

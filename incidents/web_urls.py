@@ -5,6 +5,8 @@ from . import views
 urlpatterns = [
     path("", views.incident_list, name="incident-list"),
     path("incidents/partials/rows", views.incident_list_rows, name="incident-list-rows"),
+    path("overview", views.incident_overview, name="incident-overview"),
+    path("overview.csv", views.incident_overview_csv, name="incident-overview-csv"),
     path("incidents/new", views.incident_new, name="incident-new"),
     path("incidents/<int:pk>/", views.incident_room, name="incident-room"),
     path("incidents/<int:pk>/partials/room", views.incident_room_partial, name="incident-room-partial"),
