@@ -39,6 +39,12 @@ class ListFilterForm(forms.Form):
     sort = forms.ChoiceField(choices=LIST_SORT_CHOICES, required=False)
     page = forms.IntegerField(required=False, min_value=1)
 
+    def clean_mine(self) -> bool:
+        raw = self.data.get("mine")
+        if raw not in (None, "", "on", "true", "1", "false", "0"):
+            raise forms.ValidationError("Use on or off.")
+        return bool(self.cleaned_data.get("mine"))
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         since, until = cleaned.get("since"), cleaned.get("until")
