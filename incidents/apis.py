@@ -27,7 +27,7 @@ from .idempotency import Outcome, command_content, run_once
 from .models import AuditEvent, IdempotencyKey, Incident
 from .overview import overview_compute, overview_rows
 from .postmortem import postmortem_build, to_markdown
-from .selectors import events_filtered, incident_get, incident_list_queryset, incident_metrics_get
+from .selectors import events_filtered, incident_get, incident_list_queryset, incident_metrics_get, incident_replay
 from .serializers import (
     ActionItemAddInput,
     ActionItemSerializer,
@@ -41,6 +41,7 @@ from .serializers import (
     IncidentUpdateInput,
     NoteInput,
     OverviewSerializer,
+    ReplayedStateSerializer,
     StatusInput,
 )
 
@@ -477,3 +478,30 @@ class OverviewApi(APIView):
             raise exceptions.ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})
         since, until = form.cleaned_data["since"], form.cleaned_data["until"]
         return Response(overview_compute(overview_rows(since, until), since=since, until=until))
+
+
+class IncidentReplayApi(APIView):
+    """The incident as it was after event `seq`, folded from its timeline (`incidents.replay`)."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        seq = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Replay up to this event.")
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: ReplayedStateSerializer, 400: ERROR, 404: ERROR})
+    def get(self, request: Request, pk: int) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        seq = query.validated_data["seq"]
+        incident = Incident.objects.filter(pk=pk).only("version").first()
+        if incident is None:
+            raise NotFound(f"Incident {pk} does not exist.")
+        replayed = incident_replay(pk, upto=seq)
+        if replayed is None:
+            raise exceptions.ValidationError(
+                {"seq": [f"There is no event {seq}; the timeline has {incident.version}."]}
+            )
+        state, event = replayed
+        return Response(
+            {"incident": pk, **state.as_dict(), "updated_at": event.as_data()["at"], "pinned": sorted(state.pinned)}
+        )

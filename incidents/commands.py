@@ -129,13 +129,22 @@ def _locked(incident_id: int, *, expected_version: int | None) -> Iterator[Incid
 
 
 def _record(
-    incident: Incident, *, actor: Any, type: str, data: dict[str, Any], fields: Sequence[str] = ()
+    incident: Incident,
+    *,
+    actor: Any,
+    type: str,
+    data: dict[str, Any],
+    fields: Sequence[str] = (),
+    at: Any = None,
 ) -> AuditEvent:
-    """Save the changed fields with the next version, append the event, publish it after commit."""
+    """Save the changed fields with the next version, append the event, publish it after commit.
+
+    `at` is the moment the command stamped on the row (created_at, resolved_at …), so the event carries the same.
+    """
     incident.version += 1
-    incident.updated_at = timezone.now()
+    incident.updated_at = at or timezone.now()
     incident.save(update_fields=[*fields, "version", "updated_at"])
-    event = AuditEvent.objects.append(incident=incident, type=type, actor=actor, data=data)
+    event = AuditEvent.objects.append(incident=incident, type=type, actor=actor, data=data, at=incident.updated_at)
     event.state_after = publishing.publish_on_commit(incident, event)
     return event
 
@@ -163,6 +172,7 @@ def incident_create(*, actor: Any, title: str, severity: str, summary: str = "")
             actor=actor,
             type=AuditEvent.Type.INCIDENT_CREATED,
             data={"title": title, "severity": severity, "summary": summary},
+            at=now,
         )
     return CommandResult(incident=incident, events=[event])
 
@@ -192,6 +202,7 @@ def incident_change_status(
             type=AuditEvent.Type.STATUS_CHANGE,
             data={"from": previous, "to": status},
             fields=["status", "resolved_at", "identified_at", "mitigated_at"],
+            at=now,
         )
     return CommandResult(incident=incident, events=[event])
 

@@ -102,6 +102,10 @@ class ActionItemOwnerForm(forms.Form):
     owner = UserChoiceField(queryset=active_users(), required=False)
 
 
+class ReplayForm(forms.Form):
+    seq = forms.IntegerField(min_value=1, max_value=2**31 - 1, label="Event")
+
+
 class PinForm(forms.Form):
     pinned = forms.ChoiceField(choices=[("true", "pin"), ("false", "unpin")])
 

@@ -147,7 +147,9 @@ class AuditEventManager(models.Manager["AuditEvent"]):
     def get_queryset(self) -> AuditEventQuerySet:
         return AuditEventQuerySet(self.model, using=self._db)
 
-    def append(self, *, incident: Incident, type: str, actor: Any, data: dict[str, Any]) -> "AuditEvent":
+    def append(
+        self, *, incident: Incident, type: str, actor: Any, data: dict[str, Any], at: Any = None
+    ) -> "AuditEvent":
         """The one way an event is written.
 
         The caller holds the incident's row lock (see `incidents.commands`), so
@@ -162,7 +164,8 @@ class AuditEventManager(models.Manager["AuditEvent"]):
             type=type,
             actor=actor,
             actor_username=actor.username,
-            at=timezone.now(),
+            # The command may pass the moment it stamped on the row, so the two agree exactly.
+            at=at or timezone.now(),
             data=data,
             prev_hash=previous.hash if previous else "",
         )

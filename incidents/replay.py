@@ -41,6 +41,8 @@ class ReplayedState:
     resolved_at: str | None = None
     # Every incident role an `assignment` event has set (commander included), by name.
     roles: Mapping[str, UserRef | None] = field(default_factory=dict)
+    # The seqs pinned as key moments (`event_pinned` / `event_unpinned`); not in `as_dict`.
+    pinned: frozenset[int] = frozenset()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +114,10 @@ def apply_event(state: ReplayedState, event: Mapping[str, Any]) -> ReplayedState
         items = {existing["id"]: existing for existing in state.action_items}
         items[item["id"]] = item
         changes["action_items"] = tuple(items[pk] for pk in sorted(items))
+    elif kind == "event_pinned":
+        changes["pinned"] = state.pinned | {data["seq"]}
+    elif kind == "event_unpinned":
+        changes["pinned"] = state.pinned - {data["seq"]}
     return replace(state, **changes)
 
 

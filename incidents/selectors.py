@@ -183,3 +183,14 @@ def event_actors(incident_id: int) -> list[dict[str, Any]]:
 
 def db_vendor() -> str:
     return connection.vendor
+
+
+def incident_replay(incident_id: int, *, upto: int) -> tuple[Any, AuditEvent] | None:
+    """The incident as it was after event `upto`, folded from its events (one query), with that event;
+    None if there is no such event."""
+    from .replay import state_from_events
+
+    events = list(AuditEvent.objects.filter(incident_id=incident_id, seq__lte=upto).order_by("seq"))
+    if not events or events[-1].seq != upto:
+        return None
+    return state_from_events(event.as_data() for event in events), events[-1]

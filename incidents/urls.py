@@ -15,5 +15,6 @@ urlpatterns = [
     path("incidents/<int:pk>/events", apis.EventListApi.as_view(), name="api-incident-events"),
     path("incidents/<int:pk>/events/<int:seq>/pin", apis.EventPinApi.as_view(), name="api-incident-event-pin"),
     path("incidents/<int:pk>/metrics", apis.IncidentMetricsApi.as_view(), name="api-incident-metrics"),
+    path("incidents/<int:pk>/replay", apis.IncidentReplayApi.as_view(), name="api-incident-replay"),
     path("incidents/<int:pk>/postmortem", apis.IncidentPostmortemApi.as_view(), name="api-incident-postmortem"),
 ]

@@ -33,6 +33,7 @@ from .forms import (
     NoteForm,
     PeriodForm,
     PinForm,
+    ReplayForm,
     SeverityForm,
     StatusForm,
     SummaryForm,
@@ -42,6 +43,7 @@ from .forms import (
 )
 from .models import AuditEvent, Incident
 from .selectors import event_actors, events_filtered, incident_get, incident_list_queryset, pinned_seqs
+from .selectors import incident_replay as incident_replay_at
 
 TIMELINE_LENGTH = 200
 # A page that was away longer catches up in several partial fetches of this many events.
@@ -533,3 +535,29 @@ def incident_overview_csv(request: HttpRequest) -> HttpResponse | StreamingHttpR
     response = StreamingHttpResponse(overview_csv_lines(since, until), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="incidents-{since}-{until}.csv"'
     return response
+
+
+# --- Replay: the incident as it was after any event -----------------------------------------
+
+
+@login_required
+@require_GET
+def incident_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ReplayForm(request.GET)
+    if not form.is_valid():
+        return _error(request, first_error(form), 400)
+    incident = Incident.objects.filter(pk=pk).only("version").first()
+    if incident is None:
+        raise Http404("No such incident.")
+    seq = form.cleaned_data["seq"]
+    replayed = incident_replay_at(pk, upto=seq)
+    if replayed is None:
+        return _error(request, f"There is no event {seq}; the timeline has {incident.version}.", 400)
+    state, event = replayed
+    context = {
+        "state": state,
+        "event": _timeline([event])[0],
+        "version": incident.version,
+        "at": event.at,
+    }
+    return render(request, "incidents/partials/replay.html", context)

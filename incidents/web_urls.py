@@ -20,6 +20,7 @@ urlpatterns = [
     path("incidents/<int:pk>/events/<int:seq>/pin", views.event_pin, name="incident-event-pin"),
     path("incidents/<int:pk>/partials/timeline", views.incident_timeline_partial, name="incident-timeline-partial"),
     path("incidents/<int:pk>/postmortem", views.incident_postmortem, name="incident-postmortem"),
+    path("incidents/<int:pk>/partials/replay", views.incident_replay, name="incident-replay"),
     path("incidents/<int:pk>/action-items", views.action_item_add, name="incident-action-item-add"),
     path("incidents/<int:pk>/action-items/<int:item>/done", views.action_item_done, name="incident-action-item-done"),
     path(

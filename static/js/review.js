@@ -43,7 +43,26 @@ function wireFilter() {
 
 for (const button of document.querySelectorAll("[data-print]")) button.addEventListener("click", () => window.print());
 
+// The replay slider reaches the newest event the page has; its number follows the thumb.
+function wireReplay() {
+  const slider = document.getElementById("replay-seq");
+  if (!slider) return;
+  const output = document.getElementById("replay-seq-out");
+  const atEnd = () => Number(slider.value) === Number(slider.max);
+  slider.addEventListener("input", () => (output.textContent = slider.value));
+  document.addEventListener("live:synced", () => {
+    const newest = Number(document.getElementById("timeline-list").lastElementChild?.dataset.seq || slider.max);
+    const follow = atEnd();
+    slider.max = String(Math.max(Number(slider.max), newest));
+    if (follow) {
+      slider.value = slider.max;
+      output.textContent = slider.value;
+    }
+  });
+}
+
 if (room) {
   document.addEventListener("live:synced", applyPins);
   wireFilter();
+  wireReplay();
 }
