@@ -135,26 +135,29 @@ def default_period(today: date | None = None) -> tuple[date, date]:
 # --- Charts: numbers in, geometry out (the template draws it) -----------------------------------
 
 
-def chart_weeks(per_week: list[dict[str, Any]], *, width: int = 640, height: int = 160) -> dict[str, Any]:
-    """Bars of incidents per week."""
+def chart_weeks(per_week: list[dict[str, Any]], *, width: int = 1000, height: int = 180) -> dict[str, Any]:
+    """Bars of incidents per week, each with its count above it."""
     top = max([w["incidents"] for w in per_week] + [1])
-    gap = 4
-    bar = max(2.0, (width - gap * len(per_week)) / max(len(per_week), 1))
+    gap = 8
+    bar = min(80.0, max(2.0, (width - gap * len(per_week)) / max(len(per_week), 1)))
+    plot = height - 40  # room for the count above and the date below
     bars = []
     for i, week in enumerate(per_week):
-        h = round(week["incidents"] / top * (height - 24), 1)
+        h = round(week["incidents"] / top * plot, 1)
+        x = round(i * (bar + gap), 1)
         bars.append(
             {
-                "x": round(i * (bar + gap), 1),
-                "y": round(height - 16 - h, 1),
+                "x": x,
+                "y": round(height - 20 - h, 1),
                 "w": round(bar, 1),
                 "h": h,
+                "mid": round(x + bar / 2, 1),
                 "label": week["week"][5:],
                 "value": week["incidents"],
                 "week": week["week"],
             }
         )
-    return {"width": width, "height": height, "bars": bars, "top": top, "label_every": max(1, len(bars) // 8)}
+    return {"width": width, "height": height, "bars": bars, "top": top, "label_every": max(1, len(bars) // 12)}
 
 
 def chart_resolve(by_severity: list[dict[str, Any]], *, width: int = 640) -> dict[str, Any]:
@@ -165,7 +168,7 @@ def chart_resolve(by_severity: list[dict[str, Any]], *, width: int = 640) -> dic
         + [1]
     )
     label_w, row_h = 90, 36
-    scale = (width - label_w - 90) / top
+    scale = (width - label_w - 170) / top  # room for "3 h 44 min / 6 h 18 min" after the longest bar
     rows = []
     for i, sev in enumerate(by_severity):
         mean_s, p90_s = sev["mean_time_to_resolve"], sev["p90_time_to_resolve"]

@@ -510,7 +510,8 @@ def incident_overview(request: HttpRequest) -> HttpResponse:
     since, until = form.cleaned_data["since"], form.cleaned_data["until"]
     data = overview_compute(overview_rows(since, until), since=since, until=until)
     context = {
-        "form": form,
+        # The period in effect, shown in the date fields even when the defaults chose it.
+        "form": PeriodForm({"since": since.isoformat(), "until": until.isoformat()}),
         "data": data,
         "since": since,
         "until": until,
