@@ -7,6 +7,7 @@ With TAKE_SCREENSHOTS=1 the pictures go to docs/screenshots/ (otherwise to a tem
 """
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -183,4 +184,40 @@ def test_pictures_of_the_overview_and_the_postmortem(
         )
         expect(page.locator("#replay-view")).to_contain_text("After event 7 of")
         page.screenshot(path=str(out / "room-review-desktop.png"))
+        assert page.errors == []
+
+
+@pytest.fixture
+def some_incidents(responder: User) -> None:
+    checkout = commands.incident_create(actor=responder, title="Checkout latency", severity="high").incident
+    commands.incident_add_note(actor=responder, incident_id=checkout.pk, body="rolled back deploy 8812")
+    commands.incident_create(actor=responder, title="Login broken", severity="critical")
+    commands.incident_create(actor=responder, title="Search lag", severity="low")
+
+
+def test_list_filters_apply_as_they_change_and_stay_in_the_address(
+    some_incidents: None,
+    responder: User,
+    browser: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    with DaphneServer() as server:
+        page = signed_in_page(browser, server, responder.username)
+        expect(page.locator("#incident-rows tr[id]")).to_have_count(3)
+        page.fill("#list-filters input[name=q]", "8812")  # a phrase in a note, not a title
+        expect(page.locator("#incident-rows tr[id]")).to_have_count(1)
+        expect(page.locator("#incident-rows")).to_contain_text("Checkout latency")
+        expect(page.locator("#list-meta")).to_contain_text("of 1 incident")
+        expect(page).to_have_url(re.compile(r"/\?.*q=8812"))
+        page.fill("#list-filters input[name=q]", "")
+        expect(page.locator("#incident-rows tr[id]")).to_have_count(3)
+        page.click("#incident-head a:has-text('Title')")
+        expect(page.locator("#incident-rows tr[id] td.title").first).to_contain_text("Checkout latency")
+        page.click("#incident-head a:has-text('Title')")
+        expect(page.locator("#incident-rows tr[id] td.title").first).to_contain_text("Search lag")
+        expect(page.locator("#list-sort")).to_have_value("-title")
+        page.select_option("#list-filters select[name=severity]", "low")  # keeps the sort
+        expect(page.locator("#incident-rows tr[id]")).to_have_count(1)
+        expect(page).to_have_url(re.compile(r"/\?.*severity=low.*sort=-title"))
         assert page.errors == []
