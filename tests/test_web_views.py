@@ -214,9 +214,11 @@ def test_viewer_sees_the_room_without_controls(users: dict[str, User]) -> None:
     assert "p99 above 2 s" in page
     assert "hx-post" not in page
     main = page.split('<main id="main"')[1].split("</main>")[0]
-    # Reading tools stay: the timeline's filter (a GET search form) is all a viewer gets.
-    before, _, rest = main.partition('<form class="timeline-filter"')
-    main = before + rest.split("</form>", 1)[1]
+    # Reading tools stay: the timeline's filter and the replay slider (GET forms) are all a viewer gets.
+    for reader in ('<form class="timeline-filter"', '<form class="replay-form"'):
+        before, _, rest = main.partition(reader)
+        assert rest, reader
+        main = before + rest.split("</form>", 1)[1]
     for control in ("<form", "<select", "<textarea", "<input", 'id="status-to-'):
         assert control not in main
     assert 'id="note-body"' not in page
