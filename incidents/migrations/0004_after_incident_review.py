@@ -41,7 +41,7 @@ def uninstall_search(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0002_audit_append_only_triggers"),
+        ("incidents", "0003_audit_mac_and_refuse_truncate"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
