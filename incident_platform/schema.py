@@ -73,6 +73,7 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
         ["conflict", "invalid_transition"],
         version={"type": "integer", "description": "The incident's current version (with `conflict`)."},
     ),
+    "ConflictError": _error("The change conflicts with the current state; nothing changed.", ["conflict"]),
     "UsernameTakenError": _error(
         "Someone has this username (ignoring case).", ["username_taken"], username={**MESSAGES, "required": True}
     ),

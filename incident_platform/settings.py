@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_PATCH": False,
     # Clients speak JSON; the form parsers are there for the browsable API's forms.
     "PARSER_WHITELIST": ["incident_platform.parsers.JSONParser"],
+    # Two error bodies answer only `conflict` (a stale version, a pin that conflicts): one enum for both.
+    "ENUM_NAME_OVERRIDES": {"ConflictCodeEnum": ["conflict"]},
 }
 
 # How long an idempotency key's first outcome is replayed.

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -123,6 +123,17 @@ def _keyed(
     return response
 
 
+class FlagField(serializers.ChoiceField):
+    """A query flag: exactly `true` or `false` (DRF's BooleanField also takes `on`, `1`, `yes` …, which the
+    schema's boolean does not)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=["true", "false"], **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(data) == "true"
+
+
 class IncidentPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -156,8 +167,8 @@ class IncidentListApi(APIView):
             max_length=200,
             help_text="Search titles, summaries and notes (full-text on PostgreSQL; titles also match a fragment).",
         )
-        mine = serializers.BooleanField(
-            required=False, default=False, help_text="Only incidents I command, am assigned to or own an item of."
+        mine = FlagField(
+            required=False, help_text="`true`: only incidents I command, am assigned to or own an item of."
         )
         since = serializers.DateField(required=False, help_text="Opened on or after this day.")
         until = serializers.DateField(required=False, help_text="Opened on or before this day.")
@@ -179,7 +190,7 @@ class IncidentListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         params = dict(filters.validated_data)
-        params["mine"] = request.user if params.pop("mine") else None
+        params["mine"] = request.user if params.pop("mine", False) else None
         queryset = incident_list_queryset(**params)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
@@ -288,6 +299,10 @@ class ActionItemDetailApi(APIView):
         return _keyed(request, name="action_item_update", target=[pk, item], data=data, execute=execute)
 
 
+_TYPE = "(" + "|".join(AuditEvent.Type.values) + ")"
+EVENT_TYPES_PATTERN = rf"^{_TYPE}(,{_TYPE})*$"
+
+
 def _event_types(value: str) -> list[str]:
     types = [part.strip() for part in value.split(",") if part.strip()]
     unknown = [part for part in types if part not in AuditEvent.Type.values]
@@ -300,7 +315,13 @@ def _event_types(value: str) -> list[str]:
     return types
 
 
-ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
+BAD_KEY = OpenApiResponse(
+    error_ref("ValidationError"),
+    description="The Idempotency-Key is invalid, or was used before for another command; nothing changed.",
+)
+PIN_CONFLICT = OpenApiResponse(
+    error_ref("ConflictError"), description="Already pinned, not pinned, or the event is itself a pin: nothing changed."
+)
 
 
 class EventListApi(APIView):
@@ -331,7 +352,17 @@ class EventListApi(APIView):
             return _event_types(value)
 
     @extend_schema(
-        parameters=[QuerySerializer],
+        parameters=[
+            QuerySerializer,
+            # Stated again with its pattern: spectacular leaves a query field's validators out.
+            OpenApiParameter(
+                "type",
+                {"type": "string", "pattern": EVENT_TYPES_PATTERN, "maxLength": 400},
+                OpenApiParameter.QUERY,
+                required=False,
+                description="Only these event types, comma-separated (e.g. `note,status_change`).",
+            ),
+        ],
         responses={
             200: inline_serializer(
                 "EventPage",
@@ -341,8 +372,6 @@ class EventListApi(APIView):
                     "last_seq": serializers.IntegerField(),
                 },
             ),
-            400: OpenApiResponse(description="A filter or paging value is invalid (field errors)."),
-            404: ERROR,
         },
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -384,7 +413,7 @@ class IncidentMetricsApi(APIView):
 
     permission_classes = [CanChangeIncidentsOrReadOnly]
 
-    @extend_schema(responses={200: IncidentMetricsSerializer, 404: ERROR})
+    @extend_schema(responses={200: IncidentMetricsSerializer})
     def get(self, request: Request, pk: int) -> Response:
         metrics = incident_metrics_get(pk)
         if metrics is None:
@@ -406,26 +435,28 @@ class MarkdownRenderer(BaseRenderer):
 
 
 class IncidentPostmortemApi(APIView):
-    """A Markdown postmortem generated from the timeline; `?download=1` asks the browser to save it."""
+    """A Markdown postmortem generated from the timeline; `?download=true` asks the browser to save it."""
 
     permission_classes = [CanChangeIncidentsOrReadOnly]
-    renderer_classes = [MarkdownRenderer, JSONRenderer]
+    # JSON first, so errors are JSON whatever the client accepts; the Markdown renderer lets
+    # `Accept: text/markdown` through negotiation. The postmortem itself is a plain response.
+    renderer_classes = [JSONRenderer, MarkdownRenderer]
 
     class QuerySerializer(serializers.Serializer[Any]):
-        download = serializers.BooleanField(required=False, default=False)
+        download = FlagField(required=False, help_text="`true`: ask the browser to save it as a file.")
 
     @extend_schema(
         parameters=[QuerySerializer],
-        responses={(200, "text/markdown"): OpenApiTypes.STR, 400: ERROR, 404: ERROR},
+        responses={(200, "text/markdown"): OpenApiTypes.STR},
     )
-    def get(self, request: Request, pk: int) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         postmortem = postmortem_build(pk)
         if postmortem is None:
             raise NotFound(f"Incident {pk} does not exist.")
-        response = Response(to_markdown(postmortem), content_type="text/markdown; charset=utf-8")
-        if query.validated_data["download"]:
+        response = HttpResponse(to_markdown(postmortem), content_type="text/markdown; charset=utf-8")
+        if query.validated_data.get("download"):
             response["Content-Disposition"] = f'attachment; filename="incident-{pk}-postmortem.md"'
         return response
 
@@ -437,7 +468,7 @@ class EventPinApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: AuditEventSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={200: AuditEventSerializer, 400: BAD_KEY, 409: PIN_CONFLICT},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def put(self, request: Request, pk: int, seq: int) -> Response:
@@ -445,7 +476,7 @@ class EventPinApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: AuditEventSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={200: AuditEventSerializer, 400: BAD_KEY, 409: PIN_CONFLICT},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def delete(self, request: Request, pk: int, seq: int) -> Response:
@@ -469,9 +500,9 @@ class OverviewApi(APIView):
         since = serializers.DateField(required=False, help_text="First opening day (default: 29 days before until).")
         until = serializers.DateField(required=False, help_text="Last opening day, included (default: today).")
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: OverviewSerializer, 400: ERROR})
+    @extend_schema(parameters=[QuerySerializer], responses={200: OverviewSerializer})
     def get(self, request: Request) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
+        query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         form = PeriodForm(query.validated_data)
         if not form.is_valid():
@@ -488,9 +519,9 @@ class IncidentReplayApi(APIView):
     class QuerySerializer(serializers.Serializer[Any]):
         seq = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Replay up to this event.")
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: ReplayedStateSerializer, 400: ERROR, 404: ERROR})
+    @extend_schema(parameters=[QuerySerializer], responses={200: ReplayedStateSerializer})
     def get(self, request: Request, pk: int) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
+        query = self.QuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         seq = query.validated_data["seq"]
         incident = Incident.objects.filter(pk=pk).only("version").first()
@@ -498,9 +529,7 @@ class IncidentReplayApi(APIView):
             raise NotFound(f"Incident {pk} does not exist.")
         replayed = incident_replay(pk, upto=seq)
         if replayed is None:
-            raise exceptions.ValidationError(
-                {"seq": [f"There is no event {seq}; the timeline has {incident.version}."]}
-            )
+            raise NotFound(f"There is no event {seq}; the timeline has {incident.version}.")
         state, event = replayed
         return Response(
             {"incident": pk, **state.as_dict(), "updated_at": event.as_data()["at"], "pinned": sorted(state.pinned)}

@@ -355,18 +355,18 @@ def _pinned_seqs(incident: Incident) -> set[int]:
 def event_pin(*, actor: Any, incident_id: int, seq: int, pinned: bool = True) -> CommandResult:
     """Pin (or unpin) one event of the timeline as a key moment; the pin is itself an appended event.
 
-    Pinning what is already pinned, or unpinning what is not, is a conflict
-    with the current state; pins themselves cannot be pinned.
+    Pinning what is already pinned, unpinning what is not, or pinning a pin
+    is a conflict with the current state of the timeline.
     """
     check_can_change(actor)
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise Invalid(fields={"seq": ["Must be a positive integer."]})
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise Invalid(fields={"seq": ["Must be an integer."]})
     with _locked(incident_id, expected_version=None) as incident:
         target = AuditEvent.objects.filter(incident=incident, seq=seq).only("seq", "type").first()
         if target is None:
             raise NotFound(f"Event {seq} does not exist on incident {incident_id}.")
         if target.type in PIN_TYPES:
-            raise Invalid(fields={"seq": ["A pin or unpin cannot itself be pinned."]})
+            raise Conflict(f"Event {seq} is itself a pin or unpin; it cannot be pinned.")
         is_pinned = seq in _pinned_seqs(incident)
         if pinned and is_pinned:
             raise Conflict(f"Event {seq} is already pinned.")

@@ -1,5 +1,6 @@
 """Parsing of the web pages' posts. Forms only parse: every change is made by `incidents.commands`."""
 
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -141,7 +142,10 @@ class PeriodForm(forms.Form):
             return cleaned
         default_since, default_until = default_period()
         until = cleaned.get("until") or default_until
-        since = cleaned.get("since") or min(default_since, until - (default_until - default_since))
+        try:
+            since = cleaned.get("since") or until - (default_until - default_since)
+        except OverflowError:  # an `until` in the first days of year 1
+            since = date.min
         if since > until:
             self.add_error("until", "The end date is before the start date.")
         elif (until - since).days >= self.MAX_DAYS:

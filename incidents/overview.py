@@ -66,6 +66,8 @@ def overview_compute(rows: Iterable[Row], *, since: date, until: date) -> dict[s
     week = first_week
     while week <= until:
         weeks[week] = 0
+        if week > date.max - timedelta(days=7):
+            break  # the last week of the calendar
         week += timedelta(days=7)
     for row in rows:
         by_severity_status[row.severity][row.status] += 1
@@ -111,16 +113,16 @@ def _round(value: float | None) -> float | None:
 
 
 def period_bounds(since: date, until: date) -> tuple[datetime, datetime]:
-    """The period's days, both included, as [start, end) moments in the current time zone."""
+    """The period's days, both included, as [start, end] moments in the current time zone."""
     start = timezone.make_aware(datetime.combine(since, time.min))
-    end = timezone.make_aware(datetime.combine(until + timedelta(days=1), time.min))
+    end = timezone.make_aware(datetime.combine(until, time.max))
     return start, end
 
 
 def overview_rows(since: date, until: date) -> list[Row]:
     """One query over the `created_at` index: the incidents opened in the period, only the fields needed."""
     start, end = period_bounds(since, until)
-    values = Incident.objects.filter(created_at__gte=start, created_at__lt=end).values_list(
+    values = Incident.objects.filter(created_at__gte=start, created_at__lte=end).values_list(
         "id", "severity", "status", "created_at", "identified_at", "mitigated_at", "resolved_at"
     )
     return [Row(*value) for value in values]
@@ -241,7 +243,7 @@ def overview_csv_lines(since: date, until: date) -> Iterator[str]:
     yield line(CSV_HEADER)
     start, end = period_bounds(since, until)
     rows = (
-        Incident.objects.filter(created_at__gte=start, created_at__lt=end)
+        Incident.objects.filter(created_at__gte=start, created_at__lte=end)
         .order_by("created_at", "id")
         .values_list("id", "title", "severity", "status", "created_at", "identified_at", "mitigated_at", "resolved_at")
     )

@@ -1,6 +1,6 @@
 """Reads of incidents, with the joins each caller needs (no N+1)."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from django.db import connection
@@ -38,6 +38,11 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+def _day_end(day: date) -> datetime:
+    """The day's last moment (not the next day's start: 9999-12-31 has none)."""
+    return timezone.make_aware(datetime.combine(day, time.max))
+
+
 def incident_list_queryset(
     *,
     status: str | None = None,
@@ -73,7 +78,7 @@ def incident_list_queryset(
     if since:
         queryset = queryset.filter(created_at__gte=_day_start(since))
     if until:
-        queryset = queryset.filter(created_at__lt=_day_start(until + timedelta(days=1)))
+        queryset = queryset.filter(created_at__lte=_day_end(until))
     return queryset.order_by(*_list_order(sort))
 
 

@@ -186,24 +186,31 @@ class OverviewSerializer(serializers.Serializer[Any]):
     slowest_stage = serializers.CharField(allow_null=True)
 
 
+class ReplayedItemSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    owner = ActorSerializer(allow_null=True)
+    done = serializers.BooleanField()
+
+
 class ReplayedStateSerializer(serializers.Serializer[Any]):
-    """The incident as the timeline says it was after event `version`."""
+    """The incident as the timeline says it was after event `version`; users as its events recorded them."""
 
     incident = serializers.IntegerField()
     version = serializers.IntegerField(help_text="The seq replayed up to.")
     title = serializers.CharField()
-    status = serializers.CharField()
-    severity = serializers.CharField()
+    status = serializers.ChoiceField(choices=Incident.Status.choices)
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices)
     summary = serializers.CharField(allow_blank=True)
-    commander = UserRefSerializer(allow_null=True)
-    assignees = UserRefSerializer(many=True)
-    created_by = UserRefSerializer()
+    commander = ActorSerializer(allow_null=True)
+    assignees = ActorSerializer(many=True)
+    created_by = ActorSerializer()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="When event `version` happened.")
     resolved_at = serializers.DateTimeField(allow_null=True)
-    action_items = ActionItemSerializer(many=True)
+    action_items = ReplayedItemSerializer(many=True)
     roles = serializers.DictField(
-        child=UserRefSerializer(allow_null=True), help_text="Every incident role an assignment set, by name."
+        child=ActorSerializer(allow_null=True), help_text="Every incident role an assignment set, by name."
     )
     pinned = serializers.ListField(child=serializers.IntegerField(), help_text="The seqs pinned at that point.")
 

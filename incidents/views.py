@@ -553,7 +553,7 @@ def incident_replay(request: HttpRequest, pk: int) -> HttpResponse:
     seq = form.cleaned_data["seq"]
     replayed = incident_replay_at(pk, upto=seq)
     if replayed is None:
-        return _error(request, f"There is no event {seq}; the timeline has {incident.version}.", 400)
+        return _error(request, f"There is no event {seq}; the timeline has {incident.version}.", 404)
     state, event = replayed
     context = {
         "state": state,

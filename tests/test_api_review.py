@@ -193,7 +193,9 @@ def test_paging_forward_keeps_the_filters_in_next(api: Api, viewer: User, busy: 
         ({"type": ","}, "type"),
         ({"actor": "alice"}, "actor"),
         ({"actor": "0"}, "actor"),
+        ({"q": ""}, "q"),
         ({"q": "x" * 201}, "q"),
+        ({"type": ""}, "type"),
         ({"before": "0"}, "before"),
         ({"before": "soon"}, "before"),
     ],
@@ -249,8 +251,9 @@ def test_a_pin_cannot_itself_be_pinned(api: Api, responder: User, busy: Incident
     client = api(responder)
     client.put(f"/api/incidents/{busy.pk}/events/2/pin")
     response = client.put(f"/api/incidents/{busy.pk}/events/7/pin")
-    assert response.status_code == 400
-    assert "seq" in response.json()
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Event 7 is itself a pin or unpin; it cannot be pinned.", "code": "conflict"}
+    assert AuditEvent.objects.filter(incident=busy).count() == 7
 
 
 @pytest.mark.parametrize("path", ["/api/incidents/999999/events/1/pin", "/api/incidents/{pk}/events/99/pin"])
@@ -305,9 +308,20 @@ def test_the_postmortem_is_markdown_generated_from_the_timeline(
     assert "| 8 |" not in whole_timeline  # the pin itself (seq 8) is not a row: it is the 📌
 
 
+def test_the_postmortem_answers_a_client_that_asks_for_markdown_and_its_errors_in_json(
+    api: Api, viewer: User, responder: User
+) -> None:
+    incident = make(responder)
+    client = api(viewer)
+    response = client.get(f"/api/incidents/{incident.pk}/postmortem", HTTP_ACCEPT="text/markdown")
+    assert response.status_code == 200 and response["Content-Type"] == "text/markdown; charset=utf-8"
+    response = client.get("/api/incidents/999999/postmortem", HTTP_ACCEPT="application/json")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
 def test_the_postmortem_download_is_an_attachment(api: Api, viewer: User, responder: User) -> None:
     incident = make(responder)
-    response = api(viewer).get(f"/api/incidents/{incident.pk}/postmortem", {"download": "1"})
+    response = api(viewer).get(f"/api/incidents/{incident.pk}/postmortem", {"download": "true"})
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="incident-{incident.pk}-postmortem.md"'
 

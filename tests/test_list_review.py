@@ -139,6 +139,7 @@ def test_sort_headers_say_their_direction_and_flip(responder: User) -> None:
         {"since": "yesterday"},
         {"since": "2026-11-05", "until": "2026-11-01"},
         {"mine": "perhaps"},
+        {"until": "9999-12-31", "since": "10000-01-01"},
     ],
 )
 def test_bad_list_filters_are_a_clear_400(api: Api, responder: User, query: dict[str, str]) -> None:
@@ -170,3 +171,8 @@ def test_a_list_page_reads_in_a_fixed_number_of_queries(responder: User, django_
     client = client_for(me)
     with django_assert_num_queries(4):  # session, user, count, page
         client.get(reverse("incident-list"), {"q": "disk", "mine": "on", "sort": "-duration"})
+
+
+def test_the_last_day_of_the_calendar_is_a_bound_like_any_other(api: Api, responder: User) -> None:
+    make(responder, "one")
+    assert titles(api(responder), since="0001-01-01", until="9999-12-31") == ["one"]

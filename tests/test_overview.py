@@ -173,3 +173,12 @@ def test_the_overview_reads_in_a_fixed_number_of_queries(
     client.force_login(viewer)
     with django_assert_num_queries(3):  # session, user, the incidents of the period
         client.get(reverse("incident-overview"), {"since": "2026-11-01", "until": "2026-11-30"})
+
+
+@pytest.mark.django_db
+def test_a_period_at_the_end_of_the_calendar_is_answered(api: Api, viewer: User) -> None:
+    response = api(viewer).get("/api/overview", {"since": "9999-12-01", "until": "9999-12-31"})
+    assert response.status_code == 200
+    assert response.json()["per_week"][-1] == {"week": "9999-12-27", "incidents": 0}
+    response = api(viewer).get("/api/overview", {"until": "0001-01-03"})
+    assert response.status_code == 200 and response.json()["since"] == "0001-01-01"

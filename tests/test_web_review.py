@@ -196,7 +196,7 @@ def test_the_printable_postmortem_leads_with_the_pinned_events(responder: User, 
     timeline = page.index("<h2>Timeline</h2>")
     note = page.index("note: rolled back &lt;b&gt;8812&lt;/b&gt;")
     assert key < note < timeline
-    assert f'href="/api/incidents/{incident.pk}/postmortem?download=1"' in page
+    assert f'href="/api/incidents/{incident.pk}/postmortem?download=true"' in page
     assert "data-print" in page
 
 
@@ -204,7 +204,7 @@ def test_the_room_links_the_postmortem_and_its_download(responder: User) -> None
     incident = make_incident(responder)
     page = client_for(responder).get(reverse("incident-room", args=[incident.pk])).content.decode()
     assert f'href="/incidents/{incident.pk}/postmortem"' in page
-    assert f'href="/api/incidents/{incident.pk}/postmortem?download=1" download' in page
+    assert f'href="/api/incidents/{incident.pk}/postmortem?download=true" download' in page
 
 
 def test_the_postmortem_page_of_an_unknown_incident_is_404(responder: User) -> None:
