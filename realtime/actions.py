@@ -7,6 +7,8 @@ fingerprint. The actor is re-read from the database for each message, so a
 deactivated account or a changed role takes effect on open sockets at once.
 """
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,15 +65,54 @@ class Room:
         return int(self.state["version"])
 
 
+class _RoomCache:
+    """What joins of one incident at one version read, kept for the next joiner (a reconnect storm reads it once).
+
+    Keyed by (incident, its creation time, version, after): an incident's
+    state at a version and its events up to that version never change, so an
+    entry is never stale (the creation time tells apart an incident id used
+    again, after a database is restored or a test database flushed).
+    """
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self.rooms: OrderedDict[tuple[Any, ...], Room] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Room | None:
+        with self.lock:
+            room = self.rooms.get(key)
+            if room is not None:
+                self.rooms.move_to_end(key)
+            return room
+
+    def put(self, key: tuple[Any, ...], room: Room) -> None:
+        with self.lock:
+            self.rooms[key] = room
+            while len(self.rooms) > self.SIZE:
+                self.rooms.popitem(last=False)
+
+
+_ROOMS = _RoomCache()
+
+
 @database_work
 def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
     """The incident's state and the events a joining client needs; every signed-in user may read.
 
     Events are capped at the state's version, so the join's reply is one
     consistent picture: events up to `state.version`, and everything newer
-    arrives as incident:updated (the socket joined the group before this read).
+    arrives as incident:updated (the socket joined the room before this read).
     """
     active_user(user_id)
+    row = Incident.objects.filter(pk=incident_id).values_list("created_at", "version").first()
+    if row is None:
+        raise NotFound(f"Incident {incident_id} does not exist.")
+    created_at, version = row
+    cached = _ROOMS.get((incident_id, created_at, version, after))
+    if cached is not None:
+        return cached
     try:
         state = incident_state(incident_id)
     except Incident.DoesNotExist:
@@ -85,7 +126,9 @@ def room_load(*, user_id: int, incident_id: int, after: int | None) -> Room:
         rows = list(events.filter(seq__gt=after).order_by("seq")[: JOIN_EVENTS_LIMIT + 1])
         more = len(rows) > JOIN_EVENTS_LIMIT
         rows = rows[:JOIN_EVENTS_LIMIT]
-    return Room(state=state, events=[event.as_data() for event in rows], more=more)
+    room = Room(state=state, events=[event.as_data() for event in rows], more=more)
+    _ROOMS.put((incident_id, created_at, room.version, after), room)
+    return room
 
 
 @database_work

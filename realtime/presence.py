@@ -374,6 +374,18 @@ def _user(ref: bytes | str) -> UserRef:
     return dict(json.loads(ref))
 
 
+# {user id, section, user ref} of every present user with a focus.
+_LUA_FOCUS_READ = """
+local rows = {}
+local focus = redis.call('HGETALL', KEYS[5])
+for i = 1, #focus, 2 do
+  local ref = redis.call('HGET', KEYS[4], focus[i])
+  if ref then table.insert(rows, {focus[i], focus[i + 1], ref}) end
+end
+return rows
+"""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -403,6 +415,7 @@ class RedisPresenceStore(PresenceStore):
         self._refresh = self.redis.register_script(_LUA_REFRESH)
         self._sweep = self.redis.register_script(_LUA_SWEEP)
         self._focus = self.redis.register_script(_LUA_FOCUS)
+        self._focus_read = self.redis.register_script(_LUA_FOCUS_READ)
 
     @property
     def ttl_ms(self) -> int:
@@ -483,14 +496,12 @@ class RedisPresenceStore(PresenceStore):
         return bool(await self._focus(keys=self.keys(incident), args=[int(user_id), section or ""]))
 
     async def focus(self, incident: int) -> list[dict[str, Any]]:
+        """Read the refs of the focused users only: a join asks, and a room may hold thousands."""
         keys = self.keys(incident)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            users, focus = await pipe.hgetall(keys[3]).hgetall(keys[4]).execute()
-        refs = {int(_text(user_id)): _user(ref) for user_id, ref in users.items()}
+        rows = await self._focus_read(keys=keys)
         return [
-            {"user": refs[user_id], "section": _text(section)}
-            for user_id, section in sorted((int(_text(uid)), section) for uid, section in focus.items())
-            if user_id in refs
+            {"user": _user(ref), "section": _text(section)}
+            for user_id, section, ref in sorted((int(_text(uid)), section, ref) for uid, section, ref in rows or [])
         ]
 
     async def clear(self) -> None:
