@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# daphne refuses WebSocket frames and messages above this (the settings' WS_MAX_MESSAGE_BYTES).
+WS_MAX_MESSAGE_BYTES ?= 65536
 
 .PHONY: run test test-tools lint format install install-dev migrate seed serve bench clean chromium
 
@@ -37,7 +39,8 @@ seed: migrate
 
 serve:
 	@echo "Serving on http://localhost:$(PORT)/  (admin: /admin/, API: /api/, schema: /api/schema/docs/)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) incident_platform.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) --websocket-max-message-size $(WS_MAX_MESSAGE_BYTES) \
+		--websocket-max-frame-size $(WS_MAX_MESSAGE_BYTES) incident_platform.asgi:application
 
 run: seed serve
 

@@ -10,14 +10,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_platform.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from incident_platform.bodylimit import BodyLimit  # noqa: E402
 from realtime.auth import JWTAuthMiddlewareStack  # noqa: E402
+from realtime.origin import SameOriginValidator  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(JWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Oversized bodies are refused from their Content-Length, before Django reads them.
+        "http": BodyLimit(django_asgi_app),
+        # Origin: the same scheme, host and port as this server (or WS_ALLOWED_ORIGINS).
+        "websocket": SameOriginValidator(JWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

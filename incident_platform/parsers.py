@@ -1,36 +1,26 @@
-"""Request body parsers that honour DATA_UPLOAD_MAX_MEMORY_SIZE.
+"""The REST API's JSON parser: DRF's, with the nesting bound of `incident_platform.jsonlimits`.
 
-Django enforces the limit when `request.body` or `request.POST` is read, but
-DRF's JSON and form parsers read the request stream directly, so without
-this a body of any size would be read into memory and parsed. These read at
-most one byte more than the limit and refuse the rest with Django's own
-`RequestDataTooBig`, which `incidents.apis.exception_handler` turns into a
-413 with a JSON body.
+Body size is DRF's own business since 3.17.2 (CVE-2026-73228): its JSON and
+form parsers read `request.body`, which enforces DATA_UPLOAD_MAX_MEMORY_SIZE;
+since 3.18.2 (CVE-2026-114136) it also refuses a `charset` that is not a text
+encoding. What DRF leaves open is depth: `json.load` raises RecursionError on
+deeply nested input, which DRF does not catch, so it was a 500.
 """
 
-import io
-from typing import IO, Any
+from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
-
-def _bounded(stream: IO[bytes]) -> IO[bytes]:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if limit is None:
-        return stream
-    content = stream.read(limit + 1)
-    if len(content) > limit:
-        raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
-    return io.BytesIO(content)
+from .jsonlimits import MAX_JSON_DEPTH, depth_exceeds
 
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        return super().parse(_bounded(stream), media_type, parser_context)
-
-
-class FormParser(parsers.FormParser):
-    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        return super().parse(_bounded(stream), media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.") from exc
+        if depth_exceeds(data):
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+        return data

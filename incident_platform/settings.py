@@ -36,6 +36,10 @@ if AUDIT_KEY and (len(AUDIT_KEY) < 32 or AUDIT_KEY == SECRET_KEY):
     raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters and differ from SECRET_KEY.")
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# WebSocket handshakes must come from this server's own origin (scheme, host
+# and port, the host in ALLOWED_HOSTS) or from one of these, given in full
+# (`https://ops.example.com`); see realtime/origin.py.
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
@@ -224,10 +228,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # DRF's own JSON and form parsers would read a body of any size (see incident_platform/parsers.py).
+    # DRF's JSON parser with a bound on nesting (see incident_platform/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
         "incident_platform.parsers.JSONParser",
-        "incident_platform.parsers.FormParser",
+        "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

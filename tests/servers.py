@@ -71,6 +71,9 @@ class DaphneServer:
         if not settings.REDIS_URL:
             env.pop("REDIS_URL", None)
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        # The frame and message limits the Procfile and `make serve` give daphne.
+        limit = env.get("WS_MAX_MESSAGE_BYTES", str(settings.WS_MAX_MESSAGE_BYTES))
+        command += ["--websocket-max-message-size", limit, "--websocket-max-frame-size", limit]
         command.append("incident_platform.asgi:application")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -147,7 +147,7 @@ def access_token(user: User) -> str:
 
 
 def headers(user: User | None = None, *, token: str | None = None, origin: str | None = ORIGIN) -> list[Any]:
-    result = []
+    result = [(b"host", b"testserver")]  # as a browser sends it; the Origin check compares with it
     if origin is not None:
         result.append((b"origin", origin.encode()))
     if token is None and user is not None:
