@@ -9,7 +9,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -28,12 +27,14 @@ from .serializers import (
     UserAdminSerializer,
 )
 from .services import UsernameTaken, user_register, user_set_role
+from .throttling import AuthRateThrottle
+from .tokens import RotatingRefreshSerializer, TokenSpent, refresh_token_spend
 
 
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
 
     @extend_schema(
@@ -55,13 +56,16 @@ class RegisterApi(APIView):
 
 
 class LoginApi(TokenObtainPairView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
 
 
 class RefreshApi(TokenRefreshView):
-    throttle_classes = [ScopedRateThrottle]
+    """Rotation: the refresh token sent is spent (exactly once, see accounts.tokens) for a new pair."""
+
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
+    serializer_class = RotatingRefreshSerializer  # type: ignore[assignment]
 
 
 class LogoutApi(APIView):
@@ -77,7 +81,10 @@ class LogoutApi(APIView):
             raise ValidationError({"refresh": [str(exc)]}) from exc
         if str(token.get("user_id")) != str(request.user.pk):
             raise ValidationError({"refresh": ["This refresh token belongs to someone else."]})
-        token.blacklist()
+        try:
+            refresh_token_spend(token=token)
+        except TokenSpent as exc:
+            raise ValidationError({"refresh": ["Token is blacklisted"]}) from exc
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
