@@ -26,7 +26,7 @@ from .serializers import (
     RoleInputSerializer,
     UserAdminSerializer,
 )
-from .services import UsernameTaken, user_register, user_set_role
+from .services import RegistrationRefused, UsernameTaken, registration_check, user_register, user_set_role
 from .throttling import AuthRateThrottle
 from .tokens import RotatingRefreshSerializer, TokenSpent, refresh_token_spend
 
@@ -41,14 +41,20 @@ class RegisterApi(APIView):
         request=RegisterInputSerializer,
         responses={
             201: RegisterOutputSerializer,
+            403: OpenApiResponse(error_ref("RegistrationClosedError"), description="Self-registration is off."),
             409: OpenApiResponse(error_ref("UsernameTakenError"), description="The username is taken."),
         },
     )
     def post(self, request: Request) -> Response:
         serializer = RegisterInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         try:
+            registration_check(email=None)  # a closed door says so before it reads the body
+            serializer.is_valid(raise_exception=True)
             user = user_register(**serializer.validated_data)
+        except RegistrationRefused as refused:
+            if refused.field:  # an email outside REGISTRATION_EMAIL_DOMAINS: a field error
+                return Response({refused.field: [refused.message], "code": "invalid"}, status=400)
+            return Response({"detail": refused.message, "code": refused.code}, status=status.HTTP_403_FORBIDDEN)
         except UsernameTaken as exc:
             body = {"detail": exc.message, "code": "username_taken", "username": [exc.message]}
             return Response(body, status=status.HTTP_409_CONFLICT)
@@ -65,7 +71,7 @@ class RefreshApi(TokenRefreshView):
 
     throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
-    serializer_class = RotatingRefreshSerializer  # type: ignore[assignment]
+    serializer_class = RotatingRefreshSerializer
 
 
 class LogoutApi(APIView):

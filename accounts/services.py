@@ -1,5 +1,6 @@
 """Writes to accounts. Roles are the source of truth; Django's staff flags follow them."""
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .models import User
@@ -11,8 +12,32 @@ class UsernameTaken(Exception):
     message = "That username is taken."
 
 
+class RegistrationRefused(Exception):
+    """Self-registration is closed, or not for this email address. `code` is the error code clients see."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def registration_check(*, email: str | None) -> None:
+    """REGISTRATION_OPEN and REGISTRATION_EMAIL_DOMAINS (with email None: only whether it is open at all)."""
+    if not settings.REGISTRATION_OPEN:
+        raise RegistrationRefused(
+            "registration_closed", "Registration is closed: ask an admin of this platform for an account."
+        )
+    domains = settings.REGISTRATION_EMAIL_DOMAINS
+    if email is not None and domains and email.rpartition("@")[2].lower() not in domains:
+        raise RegistrationRefused(
+            "email_domain", f"Registration needs an email address at {', '.join(domains)}.", field="email"
+        )
+
+
 def user_register(*, username: str, password: str, email: str = "") -> User:
     """A self-registered account can only look: it is a viewer until an admin says otherwise."""
+    registration_check(email=email)
     if User.objects.filter(username__iexact=username).exists():
         raise UsernameTaken()
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
@@ -22,7 +23,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 
 class TokenSpent(InvalidToken):
-    default_detail = "Token is blacklisted"
+    default_detail = _("Token is blacklisted")
 
 
 def refresh_token_spend(*, token: RefreshToken) -> None:
@@ -54,7 +55,7 @@ class RotatingRefreshSerializer(TokenRefreshSerializer):
         user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
         user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
-            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+            raise AuthenticationFailed(str(self.error_messages["no_active_account"]), "no_active_account")
         assert isinstance(refresh, RefreshToken)
         refresh_token_spend(token=refresh)
         data = {"access": str(refresh.access_token)}

@@ -77,6 +77,9 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     "UsernameTakenError": _error(
         "Someone has this username (ignoring case).", ["username_taken"], username={**MESSAGES, "required": True}
     ),
+    "RegistrationClosedError": _error(
+        "Self-registration is off (REGISTRATION_OPEN); an admin makes accounts.", ["registration_closed"]
+    ),
     "TooLargeError": _error("The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.", ["too_large"]),
     "UnsupportedMediaTypeError": _error(
         "The body is in a media type the API does not read.", ["unsupported_media_type"]

@@ -96,6 +96,13 @@ TEMPLATES = [
 WSGI_APPLICATION = "incident_platform.wsgi.application"
 ASGI_APPLICATION = "incident_platform.asgi.application"
 
+# --- Registration -------------------------------------------------------------
+# Self-registration makes viewers, who read every incident: open by default
+# only in development. In production an admin invites people (the Django
+# admin) unless REGISTRATION_OPEN=true, optionally only for some email domains.
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=DEBUG)
+REGISTRATION_EMAIL_DOMAINS = [domain.lower() for domain in env.list("REGISTRATION_EMAIL_DOMAINS", default=[])]
+
 # --- Database -----------------------------------------------------------------
 # PostgreSQL in production (DATABASE_URL), a SQLite file as the embedded default.
 DATABASES = {
