@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import password_validation
 
 from .models import User
+from .validation import username_check
 
 
 class RegisterForm(forms.Form):
@@ -24,10 +25,7 @@ class RegisterForm(forms.Form):
     )
 
     def clean_username(self) -> str:
-        username: str = self.cleaned_data["username"]
-        if User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("That username is taken.")
-        return username
+        return username_check(self.cleaned_data["username"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

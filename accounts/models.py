@@ -1,6 +1,7 @@
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -25,6 +26,18 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+
+    def clean(self) -> None:
+        """The Django admin's door for usernames: the rules of accounts.validation, when the name changes."""
+        super().clean()  # NFKC-normalises the username, as Django does
+        unchanged = self.pk is not None and User.objects.filter(pk=self.pk, username=self.username).exists()
+        if not unchanged:
+            from .validation import username_check  # it reads this model
+
+            try:
+                self.username = username_check(self.username, exclude_pk=self.pk)
+            except ValidationError as exc:
+                raise ValidationError({"username": exc.messages}) from exc
 
     @property
     def can_change_incidents(self) -> bool:

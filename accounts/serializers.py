@@ -5,6 +5,7 @@ from rest_framework import serializers
 from incident_platform.strict import StrictSerializer
 
 from .models import User
+from .validation import username_check
 
 
 class UserRefSerializer(serializers.ModelSerializer[User]):
@@ -19,9 +20,15 @@ class UserRefSerializer(serializers.ModelSerializer[User]):
 
 
 class RegisterInputSerializer(StrictSerializer):
-    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)  # and the rules of accounts.validation
     password = serializers.CharField(max_length=128, write_only=True, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    def validate_username(self, value: str) -> str:
+        try:
+            return username_check(value, check_taken=False)  # a taken name is the service's 409
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
 
     def validate(self, attrs: dict) -> dict:
         # DRF would file a Django ValidationError raised here under non_field_errors;

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incident_platform.metrics import counted
+from incident_platform.text import shows_nothing
 
 from . import publishing
 from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
@@ -82,6 +83,9 @@ def check_text(name: str, value: Any, *, max_length: int, allow_blank: bool) -> 
         raise Invalid(fields={name: ["Must be a string."]})
     if not allow_blank and not value.strip():
         raise Invalid(fields={name: ["May not be blank."]})
+    if value.strip() and shows_nothing(value):
+        # Zero-width, control or filler characters only: blank to a reader, though not to strip().
+        raise Invalid(fields={name: ["Has no visible characters."]})
     if len(value) > max_length:
         raise Invalid(fields={name: [f"At most {max_length} characters."]})
     return value
