@@ -27,6 +27,20 @@ class User(AbstractUser):
     class Meta:
         ordering = ["username"]
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Django's admin flags follow the role on every save, whoever saves: they cannot drift apart.
+
+        An admin (role) has the Django admin (is_staff, is_superuser); nobody
+        else has either, so ticking "superuser" on a viewer in the admin, or
+        in a shell, gives nothing the role does not.
+        """
+        is_admin = self.role == self.Role.ADMIN
+        self.is_staff = self.is_superuser = is_admin
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"role", "is_staff", "is_superuser"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "role", "is_staff", "is_superuser"}
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         """The Django admin's door for usernames: the rules of accounts.validation, when the name changes."""
         super().clean()  # NFKC-normalises the username, as Django does
