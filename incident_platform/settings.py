@@ -65,6 +65,7 @@ MIDDLEWARE = [
     # First, so its timing and log line cover everything below, refusals included.
     "incident_platform.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,6 +237,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's JSON parser with a bound on nesting (see incident_platform/parsers.py).
+    # The browsable API with inline styles allowed on its pages only (see incident_platform/renderers.py).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "incident_platform.renderers.StrictScriptBrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "incident_platform.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -280,6 +286,26 @@ SPECTACULAR_SETTINGS = {
     "PARSER_WHITELIST": ["incident_platform.parsers.JSONParser"],
     # Two error bodies answer only `conflict` (a stale version, a pin that conflicts): one enum for both.
     "ENUM_NAME_OVERRIDES": {"ConflictCodeEnum": ["conflict"]},
+}
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------
+# Scripts and styles only from our own static files: no inline script, no
+# eval (htmx runs with allowEval and allowScriptTags off, see base.html), so
+# an HTML injection that slipped past autoescaping could not run. The
+# WebSocket is same-origin ('self' covers ws: and wss: of this host).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # How long an idempotency key's first outcome is replayed.
