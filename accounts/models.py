@@ -39,7 +39,16 @@ class User(AbstractUser):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"role", "is_staff", "is_superuser"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "role", "is_staff", "is_superuser"}
+        # A new password or a deactivation withdraws the identity open sockets were opened with.
+        password_changed = self.pk is not None and getattr(self, "_password", None) is not None
+        deactivated = (
+            self.pk is not None and not self.is_active and User.objects.filter(pk=self.pk, is_active=True).exists()
+        )
         super().save(*args, **kwargs)
+        if password_changed or deactivated:
+            from .sockets import user_sockets_end
+
+            user_sockets_end(user_id=self.pk, reason="deactivated" if deactivated else "password_changed")
 
     def clean(self) -> None:
         """The Django admin's door for usernames: the rules of accounts.validation, when the name changes."""

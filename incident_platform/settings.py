@@ -192,6 +192,12 @@ WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=64 * 1024)
 # Token bucket per connection: a burst of WS_RATE_BURST, refilled at WS_RATE_PER_SECOND.
 WS_RATE_BURST = env.int("WS_RATE_BURST", default=30)
 WS_RATE_PER_SECOND = env.float("WS_RATE_PER_SECOND", default=10.0)
+# Caps (realtime/limits.py): sockets per user across every process, rooms per
+# socket, and `focus:set` per socket (a burst, then a steady rate).
+WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=20)
+WS_MAX_ROOMS_PER_SOCKET = env.int("WS_MAX_ROOMS_PER_SOCKET", default=50)
+WS_FOCUS_BURST = env.int("WS_FOCUS_BURST", default=5)
+WS_FOCUS_PER_SECOND = env.float("WS_FOCUS_PER_SECOND", default=2.0)
 
 # --- Internationalisation -----------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -17,6 +17,7 @@ The protocol is documented in docs/protocol.md.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,13 +26,14 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.sockets import user_group
 from incident_platform import metrics
 from incident_platform.observability import log_event, request_id_from
 from incident_platform.unavailable import Unavailable, is_unavailable
 from incidents.errors import CommandError, Invalid
 from incidents.publishing import incident_group
 
-from . import actions, protocol
+from . import actions, limits, protocol
 from .hub import JOINING, LIST_VIEWERS, Hub, encode, get_hub
 from .presence import PresenceStore, get_presence_store
 
@@ -56,6 +58,11 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.socket_id = ""  # the handshake's X-Request-ID, else a new one: every log line of this socket has it
         self.counted = False  # in ws_open_sockets
         self.counted_rooms: set[int] = set()  # in ws_joined_rooms and presence_entries
+        self.focus_bucket = limits.focus_bucket()
+        self.counter: limits.SocketCounter | None = None  # set once this socket holds one of its user's slots
+        self.slot_refresh: asyncio.Task[None] | None = None
+        self.session_key: str | None = None
+        self.revoked = False  # the identity was withdrawn: frames still in flight are dropped unread
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """As Channels', without its per-message `close_old_connections` on the shared database thread.
@@ -91,6 +98,12 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
+        if not await self.claim_slot():
+            await self.accept()
+            await self.close(code=limits.CLOSE_TOO_MANY_SOCKETS)
+            return
+        if "token_expires_at" not in self.scope and self.scope.get("session") is not None:
+            self.session_key = self.scope["session"].session_key
         self.user_ref = user.as_ref()
         self.presence = get_presence_store()
         self.hub = get_hub()
@@ -109,6 +122,31 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         log_event("ws_close", socket_id=self.socket_id, user=self.user_id or None, code=code)
         await super().close(code, reason)
 
+    async def claim_slot(self) -> bool:
+        """One of the user's WS_MAX_SOCKETS_PER_USER slots, and the user's group (accounts.sockets ends sockets there).
+
+        With Redis unreachable the socket is let in uncounted: the cap yields to availability, as presence does.
+        """
+        counter = limits.get_socket_counter()
+        try:
+            if not await counter.claim(self.user_id, self.channel_name):
+                return False
+            self.counter = counter
+            self.slot_refresh = asyncio.create_task(self.keep_slot(counter))
+            await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            logger.warning("Socket of user %s not counted: Redis unreachable", self.user_id)
+        return True
+
+    async def keep_slot(self, counter: limits.SocketCounter) -> None:
+        """The slot expires unless refreshed, so a dead process's sockets stop counting (as presence does)."""
+        while True:
+            await asyncio.sleep(settings.PRESENCE_REFRESH_SECONDS)
+            with contextlib.suppress(Exception):
+                await counter.refresh(self.user_id, self.channel_name)
+
     async def close_at(self, expires_at: float) -> None:
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
@@ -121,6 +159,12 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
+        if self.slot_refresh is not None:
+            self.slot_refresh.cancel()
+        if self.counter is not None:
+            with contextlib.suppress(Exception):
+                await self.counter.release(self.user_id, self.channel_name)
+                await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
         if self.hub is not None:
             self.hub.unsubscribe_list(self)
         for incident in list(self.rooms):
@@ -135,6 +179,8 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Turn one frame into exactly one reply; no client frame can crash the consumer."""
         message_id: Any = None
+        if self.revoked:
+            return
         kind: str | None = None
         try:
             if self.presence is None:
@@ -182,6 +228,11 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         incident = protocol.integer(content, "incident")
         after = protocol.integer(content, "after", required=False)
         assert incident is not None
+        if incident not in self.rooms and len(self.rooms) >= settings.WS_MAX_ROOMS_PER_SOCKET:
+            raise Invalid(
+                f"A socket may be in at most {settings.WS_MAX_ROOMS_PER_SOCKET} incidents; leave one first.",
+                fields={"incident": ["Too many incidents joined."]},
+            )
         previous = self.rooms.get(incident)
         # Be in the room before reading it, so nothing committed after the read
         # is missed; what arrives before the ack is held and sent after it.
@@ -251,6 +302,8 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         assert incident is not None
         if incident not in self.rooms:
             raise Invalid(f"Join incident {incident} before setting a focus.", fields={"incident": ["Not joined."]})
+        if not self.focus_bucket.take():
+            raise protocol.RateLimited("Too many focus changes; slow down.")
         if not await self.store.set_focus(incident, self.user_id, section):
             # Swept out by another process (this one stalled past the TTL): back in first.
             joined = await self.store.join(incident, self.channel_name, self.user_ref)
@@ -313,6 +366,14 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     on_incident_addNote = run_command
     on_incident_addActionItem = run_command
     on_incident_updateActionItem = run_command
+
+    # --- Channel-layer messages to this socket --------------------------------------
+
+    async def user_revoke(self, message: dict[str, Any]) -> None:
+        """The user signed out (this session), changed their password or was deactivated: end the socket."""
+        if limits.revoke_applies(message, self.session_key):
+            self.revoked = True
+            await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     # --- Rooms and presence -----------------------------------------------------------
 

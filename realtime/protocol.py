@@ -5,11 +5,11 @@ touches the database or the presence store read in one place (and are
 documented in docs/protocol.md).
 """
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
+from incident_platform import jsonlimits
 from incidents.errors import CommandError, Invalid
 from incidents.publishing import plain
 
@@ -83,7 +83,9 @@ def size_exceeds(text: str, limit: int) -> bool:
 def decode(text: str) -> dict[str, Any]:
     """A frame's JSON object; Invalid if it is not JSON or not an object."""
     try:
-        content = json.loads(text)
+        content = jsonlimits.loads(text)
+    except jsonlimits.TooDeep as exc:
+        raise Invalid(f"The frame nests deeper than {jsonlimits.MAX_JSON_DEPTH} levels.") from exc
     except ValueError as exc:
         raise Invalid("The frame is not JSON.") from exc
     if not isinstance(content, dict):

@@ -20,6 +20,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from incidents import commands
 from incidents.models import Incident
+from realtime.limits import get_socket_counter
 from realtime.presence import get_presence_store
 
 ORIGIN = "http://testserver"
@@ -206,9 +207,11 @@ async def fresh_realtime(settings: Any) -> AsyncIterator[None]:
     await layer.flush()
     store = get_presence_store()
     await store.clear()
+    await get_socket_counter().clear()
     yield
     await store.clear()
     await store.close()
+    await get_socket_counter().clear()
 
 
 # --- Data -----------------------------------------------------------------------
