@@ -1,5 +1,6 @@
 """Issue 8.9: self-registration is a setting, closed in production unless opened, optionally per email domain."""
 
+import secrets
 from typing import Any
 
 import pytest
@@ -19,7 +20,12 @@ def test_registration_is_closed_by_default_when_debug_is_off() -> None:
         result = manage("shell", "-c", "from django.conf import settings; print(settings.REGISTRATION_OPEN)", **env)
         return result.stdout.strip().splitlines()[-1]
 
-    production = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "incidents.example.com"}
+    production = {
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "incidents.example.com",
+    }
     assert shown(**production) == "False"
     assert shown(**production, REGISTRATION_OPEN="true") == "True"
     assert shown(DEBUG="true") == "True"
