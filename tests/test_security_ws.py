@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
 from accounts.models import User
 from incidents import commands
@@ -101,6 +102,24 @@ async def test_deactivation_in_the_admin_closes_the_socket_at_once(
 
     await run_sync(deactivate)
     await assert_closed_with_4401(socket)  # without sending anything: it stops receiving now
+
+
+async def test_a_demotion_applies_to_the_open_sockets_next_command(
+    connect: Connect, admin: User, responder: User, incident: Incident
+) -> None:
+    """Demotion downgrades the socket in place: it stays open as a viewer's, and may no longer write."""
+    socket = await connect(responder)
+    await socket.ok("incident:addNote", incident=incident.pk, body="while a responder")
+
+    def demote() -> int:
+        client = APIClient()
+        client.force_authenticate(admin)
+        return int(client.patch(f"/api/users/{responder.pk}", {"role": "viewer"}, format="json").status_code)
+
+    assert await run_sync(demote) == 200
+    await socket.error("incident:addNote", "forbidden", incident=incident.pk, body="after the demotion")
+    assert await note_count(incident) == 1
+    await socket.ok("incident:join", incident=incident.pk)  # still a viewer's socket
 
 
 # --- 8.5: a join with `after` is bounded --------------------------------------------------
