@@ -150,3 +150,10 @@ async def test_a_body_within_the_limit_reaches_the_view() -> None:
     payload = json.dumps({"username": "nobody", "password": "wrong"}).encode()
     status, _ = await asgi_post("/api/auth/login", [(b"content-length", str(len(payload)).encode())], [payload])
     assert status == 401  # the view answered: bad credentials
+
+
+@pytest.mark.django_db
+def test_an_api_path_with_a_newline_is_a_json_404() -> None:
+    response = APIClient().get("/api/incidents/x%0A/events")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
