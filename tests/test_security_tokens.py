@@ -22,6 +22,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RACERS = 8
 
 
+@pytest.fixture(autouse=True)
+def _signs_in_with_the_default_hasher(responder: User) -> None:
+    """The shared fixture hash may have been made under another test's fast hasher setting; make one now."""
+    responder.set_password(PASSWORD)
+    responder.save()
+
+
 def refresh_token(username: str) -> str:
     response = APIClient().post("/api/auth/login", {"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.content
