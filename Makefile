@@ -39,7 +39,7 @@ seed: migrate
 
 serve:
 	@echo "Serving on http://localhost:$(PORT)/  (admin: /admin/, API: /api/, schema: /api/schema/docs/)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) --websocket-max-message-size $(WS_MAX_MESSAGE_BYTES) \
+	$(BIN)/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=1024 --websocket-max-message-size $(WS_MAX_MESSAGE_BYTES) \
 		--websocket-max-frame-size $(WS_MAX_MESSAGE_BYTES) incident_platform.asgi:application
 
 run: seed serve

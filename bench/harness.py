@@ -135,7 +135,13 @@ class Stack:
             python = str(candidate) if candidate.exists() else sys.executable
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
         env["DJANGO_SETTINGS_MODULE"] = "incident_platform.settings"
-        env["DEBUG"] = "true"
+        # The production stack is served as production serves it (DEBUG off: no
+        # query log, no debug cursor); the embedded default as `make run` does.
+        env["DEBUG"] = "true" if name == "embedded" else "false"
+        env.setdefault("SECRET_KEY", "bench-" + "s" * 50)
+        env.setdefault("AUDIT_KEY", "bench-audit-" + "k" * 40)
+        env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+        env["SECURE_SSL_REDIRECT"] = "false"  # plain HTTP on loopback
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # The bench is a load test of the platform, not of its abuse limits,
         # and a sitting outlasts the default 15-minute access token.
@@ -287,7 +293,7 @@ class Servers:
 
     def start(self) -> "Servers":
         for port in self.ports:
-            command = [self.stack.python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            command = [self.stack.python, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024"]
             command.append("incident_platform.asgi:application")
             if self.cpus:
                 command = ["taskset", "-c", self.cpus, *command]
