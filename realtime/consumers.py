@@ -246,17 +246,10 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
                 # Still in the room: deliver from where it was (nothing newer was sent meanwhile).
                 self.after_reply.append(lambda: self.rooms_hub.activate(incident, self, previous))
             raise
-        joined = await self.store.join(incident, self.channel_name, self.user_ref)
+        joined = await self.rooms_hub.join_presence(incident, self.channel_name, self.user_ref)
         self.count_room(incident, joined=True)
         log_event("ws_join", socket_id=self.socket_id, user=self.user_id, incident=incident, after=after)
         focus = await self.store.focus(incident)
-        await self.rooms_hub.announce(
-            incident,
-            joined=self.user_ref if joined.first else None,
-            version=joined.version,
-            count=joined.count,
-            lefts=joined.expired,
-        )
         self.after_reply.append(lambda: self.rooms_hub.activate(incident, self, room.version))
         return {
             "incident": incident,
@@ -306,14 +299,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             raise protocol.RateLimited("Too many focus changes; slow down.")
         if not await self.store.set_focus(incident, self.user_id, section):
             # Swept out by another process (this one stalled past the TTL): back in first.
-            joined = await self.store.join(incident, self.channel_name, self.user_ref)
-            await self.rooms_hub.announce(
-                incident,
-                joined=self.user_ref if joined.first else None,
-                version=joined.version,
-                count=joined.count,
-                lefts=joined.expired,
-            )
+            await self.rooms_hub.join_presence(incident, self.channel_name, self.user_ref)
             await self.store.set_focus(incident, self.user_id, section)
         await self.channel_layer.group_send(
             incident_group(incident),

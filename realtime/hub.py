@@ -51,7 +51,7 @@ from django.conf import settings
 from incident_platform import metrics
 from incidents.publishing import LIST_GROUP, incident_group
 
-from .presence import Left, PresenceStore, UserRef, get_presence_store
+from .presence import Joined, Left, PresenceStore, UserRef, get_presence_store
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +337,18 @@ class Hub:
             self.list_pushes.add(incident)
             asyncio.get_running_loop().call_later(self.window_seconds, lambda: self._spawn(self._push_list(incident)))
 
+    async def join_presence(self, incident: int, conn: str, user: UserRef) -> Joined:
+        """Put a connection in the room's presence and tell the room what that changed."""
+        joined = await self.store.join(incident, conn, user)
+        await self.announce(
+            incident,
+            joined=user if joined.first else None,
+            version=joined.version,
+            count=joined.count,
+            lefts=joined.expired,
+        )
+        return joined
+
     @property
     def window_seconds(self) -> float:
         return float(settings.PRESENCE_WINDOW_SECONDS)
@@ -421,14 +433,7 @@ class Hub:
                 for conn in missing:
                     member = by_conn[conn]
                     if member in room.members:  # not left meanwhile: another process swept it out
-                        joined = await self.store.join(incident, conn, member.user_ref)
-                        await self.announce(
-                            incident,
-                            joined=member.user_ref if joined.first else None,
-                            version=joined.version,
-                            count=joined.count,
-                            lefts=joined.expired,
-                        )
+                        await self.join_presence(incident, conn, member.user_ref)
                 lefts = await self.store.sweep(incident)
                 await self.announce(incident, joined=None, version=0, count=0, lefts=lefts)
             except Exception:
