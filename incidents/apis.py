@@ -427,20 +427,22 @@ class MarkdownRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        if isinstance(data, str):
-            return data.encode()
-        # An error body: its detail as a line of text.
-        detail = data.get("detail", "") if isinstance(data, dict) else data
-        return f"{detail}\n".encode()
+        return str(data).encode()
 
 
 class IncidentPostmortemApi(APIView):
     """A Markdown postmortem generated from the timeline; `?download=true` asks the browser to save it."""
 
     permission_classes = [CanChangeIncidentsOrReadOnly]
-    # JSON first, so errors are JSON whatever the client accepts; the Markdown renderer lets
-    # `Accept: text/markdown` through negotiation. The postmortem itself is a plain response.
+    # The Markdown renderer lets `Accept: text/markdown` (or `?format=md`) through negotiation;
+    # the postmortem itself is a plain response, and errors are JSON (finalize_response).
     renderer_classes = [JSONRenderer, MarkdownRenderer]
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """An error is JSON with a `code` whatever the client asked for: the only error type the schema states."""
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     class QuerySerializer(serializers.Serializer[Any]):
         download = FlagField(required=False, help_text="`true`: ask the browser to save it as a file.")

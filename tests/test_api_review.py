@@ -9,7 +9,9 @@ from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.permissions import IsPlatformAdmin
 from incidents import commands
+from incidents.apis import IncidentPostmortemApi
 from incidents.models import AuditEvent, Incident
 
 pytestmark = pytest.mark.django_db
@@ -317,6 +319,46 @@ def test_the_postmortem_answers_a_client_that_asks_for_markdown_and_its_errors_i
     assert response.status_code == 200 and response["Content-Type"] == "text/markdown; charset=utf-8"
     response = client.get("/api/incidents/999999/postmortem", HTTP_ACCEPT="application/json")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+MARKDOWN_ASKS = [
+    pytest.param({"Accept": "text/markdown"}, "", id="accept-header"),
+    pytest.param({}, "?format=md", id="format-parameter"),
+]
+
+
+@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
+def test_the_postmortem_of_an_unknown_incident_is_a_json_404_when_markdown_is_asked(
+    api: Api, viewer: User, headers: dict[str, str], query: str
+) -> None:
+    response = api(viewer).get(f"/api/incidents/999999/postmortem{query}", headers=headers)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
+def test_the_postmortem_refuses_an_anonymous_client_in_json_when_markdown_is_asked(
+    api: Api, responder: User, headers: dict[str, str], query: str
+) -> None:
+    incident = make(responder)
+    response = api(None).get(f"/api/incidents/{incident.pk}/postmortem{query}", headers=headers)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
+def test_the_postmortem_refusal_is_a_json_403_when_markdown_is_asked(
+    api: Api, viewer: User, responder: User, headers: dict[str, str], query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every signed-in role may read a postmortem, so a refusing permission stands in for a 403.
+    monkeypatch.setattr(IncidentPostmortemApi, "permission_classes", [IsPlatformAdmin])
+    incident = make(responder)
+    response = api(viewer).get(f"/api/incidents/{incident.pk}/postmortem{query}", headers=headers)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "forbidden"
 
 
 def test_the_postmortem_download_is_an_attachment(api: Api, viewer: User, responder: User) -> None:
