@@ -325,40 +325,35 @@ MARKDOWN_ASKS = [
     pytest.param({"Accept": "text/markdown"}, "", id="accept-header"),
     pytest.param({}, "?format=md", id="format-parameter"),
 ]
-
-
-@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
-def test_the_postmortem_of_an_unknown_incident_is_a_json_404_when_markdown_is_asked(
-    api: Api, viewer: User, headers: dict[str, str], query: str
-) -> None:
-    response = api(viewer).get(f"/api/incidents/999999/postmortem{query}", headers=headers)
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["code"] == "not_found"
-
-
-@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
-def test_the_postmortem_refuses_an_anonymous_client_in_json_when_markdown_is_asked(
-    api: Api, responder: User, headers: dict[str, str], query: str
-) -> None:
-    incident = make(responder)
-    response = api(None).get(f"/api/incidents/{incident.pk}/postmortem{query}", headers=headers)
-    assert response.status_code == 401
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["code"] == "unauthenticated"
-
-
-@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
-def test_the_postmortem_refusal_is_a_json_403_when_markdown_is_asked(
-    api: Api, viewer: User, responder: User, headers: dict[str, str], query: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+POSTMORTEM_ERRORS = [
+    pytest.param("viewer", "unknown", False, 404, "not_found", id="unknown-incident"),
+    pytest.param(None, "known", False, 401, "unauthenticated", id="anonymous"),
     # Every signed-in role may read a postmortem, so a refusing permission stands in for a 403.
-    monkeypatch.setattr(IncidentPostmortemApi, "permission_classes", [IsPlatformAdmin])
-    incident = make(responder)
-    response = api(viewer).get(f"/api/incidents/{incident.pk}/postmortem{query}", headers=headers)
-    assert response.status_code == 403
+    pytest.param("viewer", "known", True, 403, "forbidden", id="refused"),
+]
+
+
+@pytest.mark.parametrize(("headers", "query"), MARKDOWN_ASKS)
+@pytest.mark.parametrize(("role", "which", "refuse", "status", "code"), POSTMORTEM_ERRORS)
+def test_the_postmortem_errors_are_json_with_a_code_when_markdown_is_asked(
+    api: Api,
+    users: dict[str, User],
+    monkeypatch: pytest.MonkeyPatch,
+    headers: dict[str, str],
+    query: str,
+    role: str | None,
+    which: str,
+    refuse: bool,
+    status: int,
+    code: str,
+) -> None:
+    if refuse:
+        monkeypatch.setattr(IncidentPostmortemApi, "permission_classes", [IsPlatformAdmin])
+    pk = make(users["responder"]).pk if which == "known" else 999999
+    response = api(users[role] if role else None).get(f"/api/incidents/{pk}/postmortem{query}", headers=headers)
+    assert response.status_code == status
     assert response["Content-Type"] == "application/json"
-    assert response.json()["code"] == "forbidden"
+    assert response.json()["code"] == code
 
 
 def test_the_postmortem_download_is_an_attachment(api: Api, viewer: User, responder: User) -> None:
