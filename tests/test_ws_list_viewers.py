@@ -14,7 +14,7 @@ from incidents.models import Incident
 from incidents.views import LIST_LIMIT
 from realtime.presence import get_presence_store
 from realtime.protocol import MAX_SUBSCRIBED_INCIDENTS
-from tests.ws_support import Connect, acreate_incident, create_incident, run_sync
+from tests.ws_support import Connect, Socket, acreate_incident, create_incident, run_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +43,14 @@ async def test_subscribe_with_incidents_acks_the_distinct_viewers_of_each(
     assert ack["counts"] == {str(incident.pk): 2, str(empty.pk): 0}
 
 
+async def subscribed(connect: Connect, user: User) -> Socket:
+    """A list subscriber whose viewers push witnesses one: the hub sends each push to its subscribers in
+    the order they subscribed, so one made earlier that wrongly stayed on the list has it already."""
+    socket = await connect(user)
+    await socket.ok("incidents:subscribe")
+    return socket
+
+
 async def test_subscribe_without_incidents_acks_no_viewers(connect: Connect, viewer: User) -> None:
     socket = await connect(viewer)
     assert (await socket.ok("incidents:subscribe"))["viewers"] == {}
@@ -63,12 +71,11 @@ async def test_a_user_joining_and_leaving_a_room_tells_list_subscribers(
     tab2 = await connect(responder)
     await tab2.ok("incident:join", incident=incident.pk)  # a second tab changes nobody's list
     await tab1.close()  # nor does closing one of two
-    assert await listener.quiet("incident:viewers") == []
 
     await tab2.ok("incident:leave", incident=incident.pk)
-    left = await listener.push("incident:viewers")
+    left = await listener.push("incident:viewers")  # the next push: none came for the second tab
     assert (left["incident"], left["viewers"], left["count"]) == (incident.pk, [], 0)
-    assert left["version"] > joined["version"]
+    assert left["version"] == joined["version"] + 1  # and no presence change between
 
 
 async def test_a_connection_swept_out_after_expiry_tells_list_subscribers(
@@ -111,8 +118,10 @@ async def test_bad_incidents_are_invalid_and_do_not_subscribe(
     socket = await connect(viewer)
     error = await socket.error("incidents:subscribe", "invalid", incidents=value)
     assert list(error["fields"]) == ["incidents"]
+    witness = await subscribed(connect, viewer)
     await (await connect(responder)).ok("incident:join", incident=incident.pk)
-    assert await socket.quiet("incident:viewers") == []  # a rejected message changes nothing
+    await witness.push("incident:viewers")
+    assert await socket.settled("incident:viewers") == []  # a rejected message changes nothing
 
 
 async def test_a_socket_not_subscribed_gets_no_viewer_updates(
@@ -124,10 +133,13 @@ async def test_a_socket_not_subscribed_gets_no_viewer_updates(
     await unsubscribed.ok("incidents:subscribe")
     await unsubscribed.ok("incidents:unsubscribe")
 
+    witness = await subscribed(connect, viewer)
+
     await (await connect(responder)).ok("incident:join", incident=incident.pk)
     assert (await in_room.presence("presence:joined", responder.as_ref()))["incident"] == incident.pk
-    assert await in_room.quiet("incident:viewers") == []
-    assert await unsubscribed.quiet() == []
+    await witness.push("incident:viewers")
+    assert await in_room.settled("incident:viewers") == []
+    assert await unsubscribed.settled() == []
 
 
 async def test_the_list_is_sent_the_first_few_viewers_of_a_big_room_and_the_count(

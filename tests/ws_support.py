@@ -2,7 +2,8 @@
 
 `Socket` sends a message and waits for the reply with its id, keeping the
 broadcasts that arrive meanwhile, so tests can assert on both without racing
-the server's interleaving. Every wait is bounded.
+the server's interleaving. Every wait is bounded, and waits for something:
+a reply, a push, or (`settled`) a ping's reply; never for a length of time.
 """
 
 import asyncio
@@ -100,15 +101,16 @@ class ProtocolClient:
     async def pushes(self, kind: str, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:
         return [await self.push(kind, timeout) for _ in range(count)]
 
-    async def quiet(self, kind: str | None = None, timeout: float = 0.3) -> list[dict[str, Any]]:
-        """Everything pushed within `timeout` (of one type if given): for asserting that nothing more came."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (left := deadline - loop.time()) > 0:
-            try:
-                self.inbox.append(await self._next(left))
-            except TimeoutError:
-                break
+    async def settled(self, kind: str | None = None, timeout: float = WAIT) -> list[dict[str, Any]]:
+        """Everything this socket was sent before now, from the inbox (of one type if given).
+
+        A ping's reply comes after every frame sent to the socket before it (one
+        socket's frames are ordered), so this waits for that reply and no longer.
+        It cannot know what the server has yet to send: to show that something did
+        not come, first wait for a witness that comes after it the same way (the
+        hub handles what it receives in order), then look.
+        """
+        await self.reply(await self.send("ping"), timeout)
         return [m for m in self.inbox if kind is None or m["type"] == kind]
 
 
