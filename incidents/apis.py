@@ -327,8 +327,6 @@ PIN_CONFLICT = OpenApiResponse(
 class EventListApi(APIView):
     """The timeline, paged: after a seq (what a client that missed updates asks for), or before one (older pages)."""
 
-    MAX_LIMIT = 500
-
     class QuerySerializer(serializers.Serializer[Any]):
         after = serializers.IntegerField(required=False, min_value=0, default=0)
         before = serializers.IntegerField(

@@ -45,10 +45,6 @@ class CommandResult:
     item: ActionItem | None = None
 
     @property
-    def changed(self) -> bool:
-        return bool(self.events)
-
-    @property
     def state(self) -> dict[str, Any]:
         """The incident's state after the command, as broadcast; built afresh only if nothing changed."""
         if self.events and self.events[-1].state_after is not None:

@@ -197,10 +197,17 @@ def test_verify_audit_catches_an_edit_that_rehashes_the_event_itself(incident: I
         call_command("verify_audit")
 
 
-def test_triggers_are_back_after_a_tampering_test(incident: Incident) -> None:
-    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+def test_the_triggers_refuse_again_once_a_tampering_test_puts_them_back(incident: Incident) -> None:
+    # In one transaction: a later test's would roll the triggers back whether or not they were put back.
+    audit_triggers.uninstall(connection)
+    tamper(
+        "UPDATE incidents_auditevent SET data = %s WHERE incident_id = %s AND seq = 2", ['{"body": "x"}', incident.pk]
+    )
+    audit_triggers.install(connection)
+    before = stored(incident)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM incidents_auditevent")
-    assert len(stored(incident)) == 3
+    assert stored(incident) == before
 
 
 def test_verify_audit_refuses_an_unknown_incident() -> None:
