@@ -49,7 +49,16 @@ class Unavailable(CommandError):
 
 
 class UnavailableMiddleware(MiddlewareMixin):
-    """Turn a view's "database/Redis unreachable" error into 503 with Retry-After, not a 500."""
+    """Turn a view's "database/Redis unreachable" error into 503 with Retry-After, not a 500.
+
+    Synchronous only, like the middleware above it (the request log, WhiteNoise):
+    so Django runs the whole stack in one thread per request. An async-capable
+    middleware at the bottom made every `MiddlewareMixin` between them run in
+    async mode, each hopping to a thread and back for its process_request and
+    process_response (about ten hops per request; docs/benchmarks.md).
+    """
+
+    async_capable = False
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_unavailable(exception):

@@ -82,3 +82,20 @@ def test_postgresql_uses_a_connection_pool_by_default() -> None:
 def test_the_pool_can_be_turned_off_for_an_external_pooler() -> None:
     options = _database_options(DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused", DATABASE_POOL="false")
     assert "pool" not in options
+
+
+def test_the_middleware_stack_runs_in_one_thread_per_request() -> None:
+    """Django runs a middleware in async mode when it can and the one below it is async.
+
+    Under ASGI the view's handler at the bottom is async, so an async-capable
+    middleware at the bottom puts every `MiddlewareMixin` above it in async mode,
+    where each hops to a thread and back for its hooks (about ten hops per
+    request, measured in docs/benchmarks.md). With the innermost middleware
+    synchronous, the whole stack runs synchronously in one thread.
+    """
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    classes = [import_string(path) for path in settings.MIDDLEWARE]
+    assert all(getattr(cls, "sync_capable", True) for cls in classes)
+    assert getattr(classes[-1], "async_capable", False) is False, classes[-1]
