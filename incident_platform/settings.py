@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "incidents",
+    "incidents.webhooks",
     "realtime",
 ]
 
@@ -185,6 +186,22 @@ READY_TIMEOUT_SECONDS = env.float("READY_TIMEOUT_SECONDS", default=2.0)
 PRESENCE_WINDOW_SECONDS = env.float("PRESENCE_WINDOW_SECONDS", default=0.15)
 # Threads for the sockets' database work in each process (each holds at most one connection).
 WS_DATABASE_THREADS = env.int("WS_DATABASE_THREADS", default=8)
+
+# --- Outgoing webhooks (incidents/webhooks, `manage.py deliver_webhooks`) -----
+# The address people open incidents at, for the links in webhook payloads;
+# in production it defaults to https:// and the first of ALLOWED_HOSTS.
+SITE_URL = env.str(
+    "SITE_URL",
+    default="http://localhost:8000" if DEBUG or not ALLOWED_HOSTS else f"https://{ALLOWED_HOSTS[0].lstrip('.')}",
+)
+# Per socket operation of one POST (connect, send, each read of the answer).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Attempts before a delivery is marked failed; between them, base·2^(n-1) seconds (half of it jittered), capped.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=10.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+# How long an idle worker waits before looking for due deliveries again.
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=2.0)
 
 # --- WebSocket limits ---------------------------------------------------------
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=64 * 1024)

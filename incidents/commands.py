@@ -26,6 +26,7 @@ from incident_platform.text import shows_nothing
 from . import publishing
 from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from .models import ActionItem, AuditEvent, Incident, allowed_transitions
+from .webhooks import outbox
 
 User = get_user_model()
 
@@ -139,12 +140,15 @@ def _record(
 ) -> AuditEvent:
     """Save the changed fields with the next version, append the event, publish it after commit.
 
+    The event's webhook deliveries go into the outbox here, in the same transaction.
+
     `at` is the moment the command stamped on the row (created_at, resolved_at …), so the event carries the same.
     """
     incident.version += 1
     incident.updated_at = at or timezone.now()
     incident.save(update_fields=[*fields, "version", "updated_at"])
     event = AuditEvent.objects.append(incident=incident, type=type, actor=actor, data=data, at=incident.updated_at)
+    outbox.enqueue(incident, event)
     event.state_after = publishing.publish_on_commit(incident, event)
     return event
 
