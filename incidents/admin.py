@@ -9,6 +9,7 @@ looked at but never added, edited or deleted, by anyone.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -301,15 +302,22 @@ class IncidentAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """The timeline of every incident, to look at only: no one may add, change or delete an event."""
 
-    list_display = ["incident", "seq", "type", "actor_username", "at"]
+    list_display = ["incident", "seq", "type", "actor_username", "when"]
     list_filter = ["type"]
     search_fields = ["actor_username", "incident__title"]
     list_select_related = ["incident"]
-    ordering = ["-at", "-id"]
+    # Newest first by the primary key (a backward scan of it, `?type=` included): `at` has no index,
+    # and sorting the biggest table by it reads and sorts every row. Events are appended as they happen.
+    ordering = ["-id"]
     fields = readonly_fields = ("incident", "seq", "type", "actor", "actor_username", "at", "data", "prev_hash", "hash")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
         return super().get_queryset(request).select_related("incident", "actor")
+
+    @admin.display(description="at", ordering="id")
+    def when(self, event: AuditEvent) -> datetime:
+        """The time column sorts by the key too: the same order, on the index."""
+        return event.at
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -12,11 +12,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .errors import Invalid
@@ -103,3 +105,28 @@ def _replay(record: IdempotencyKey, print_: str) -> Outcome:
             fields={"key": ["Already used for a different command."]},
         )
     return Outcome(status=record.status_code, body=record.response, replayed=True)
+
+
+def expired_keys_batch(*, cutoff: datetime, size: int) -> "QuerySet[IdempotencyKey, int]":
+    """The ids of up to `size` keys created before `cutoff`, oldest first: a range scan of `idempotency_created_idx`."""
+    return (
+        IdempotencyKey.objects.filter(created_at__lt=cutoff).order_by("created_at").values_list("pk", flat=True)[:size]
+    )
+
+
+def idempotency_keys_purge(*, older_than: timedelta, batch_size: int) -> tuple[int, int]:
+    """Delete the keys created more than `older_than` ago, `batch_size` rows per transaction.
+
+    Short transactions, so a purge of a large backlog never holds many row
+    locks at once. The cutoff is fixed at the start: keys that age meanwhile
+    wait for the next run. Returns (keys deleted, batches).
+    """
+    cutoff = timezone.now() - older_than
+    deleted = batches = 0
+    while True:
+        with transaction.atomic():
+            ids = list(expired_keys_batch(cutoff=cutoff, size=batch_size))
+            if not ids:
+                return deleted, batches
+            deleted += IdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+            batches += 1

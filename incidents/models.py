@@ -60,7 +60,9 @@ class Incident(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # The list: open incidents first, most severe first, filtered by status/severity.
+            # The list filtered by status, or status and severity (`WHERE status = … [AND severity = …]`,
+            # its `status` and `severity` filters). Not its order: "open first, most severe first" is
+            # CASE ranks computed per row, which no plain index holds, so the matching rows are sorted.
             models.Index(fields=["status", "severity", "-created_at"], name="incident_list_idx"),
             # The overview and the list's date range: incidents opened in a period.
             models.Index(fields=["created_at"], name="incident_created_idx"),
@@ -279,7 +281,7 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")]
         indexes = [
-            # Purging keys older than the replay window.
+            # `manage.py purge_idempotency_keys`: `WHERE created_at < cutoff ORDER BY created_at LIMIT batch`.
             models.Index(fields=["created_at"], name="idempotency_created_idx"),
         ]
 

@@ -5,7 +5,9 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries
 
@@ -158,6 +160,24 @@ def test_audit_event_pages_query_count_does_not_grow(
         page = staff.get(reverse("admin:incidents_auditevent_change", args=[event.pk]))
     assert page.status_code == 200
     assert "note 0" in page.content.decode()
+
+
+@pytest.mark.parametrize("query", [{}, {"o": "-4"}, {"o": "4"}, {"type__exact": "note"}], ids=repr)
+def test_the_audit_changelist_sorts_by_the_primary_key_not_the_unindexed_time(
+    staff: Client, responder: User, query: dict[str, str]
+) -> None:
+    incident = make_incident(responder)
+    commands.incident_add_note(actor=responder, incident_id=incident.pk, body="later")
+    with CaptureQueriesContext(connection) as queries:
+        listing = staff.get(reverse("admin:incidents_auditevent_changelist"), query)
+    assert listing.status_code == 200
+    page = [q["sql"] for q in queries if 'FROM "incidents_auditevent"' in q["sql"] and "ORDER BY" in q["sql"]]
+    assert page, [q["sql"] for q in queries]
+    assert all('ORDER BY "incidents_auditevent"."id"' in sql and '"at"' not in sql.split("ORDER BY")[1] for sql in page)
+    seqs = [event.seq for event in listing.context["cl"].result_list]
+    newest_first = query.get("o") != "4"  # 4: the time column, ascending
+    expected = [2, 1] if newest_first else [1, 2]
+    assert seqs == (expected if "type__exact" not in query else [2])
 
 
 @pytest.mark.parametrize("role", ["viewer", "responder"])
