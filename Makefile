@@ -8,7 +8,7 @@ PORT ?= 8000
 # daphne refuses WebSocket frames and messages above this (the settings' WS_MAX_MESSAGE_BYTES).
 WS_MAX_MESSAGE_BYTES ?= 65536
 
-.PHONY: run test test-tools lint format install install-dev migrate seed serve bench clean chromium
+.PHONY: run test test-tools lint format install install-dev migrate seed serve worker bench clean chromium
 
 # --- set-up -------------------------------------------------------------------
 $(BIN)/activate:
@@ -43,6 +43,10 @@ serve:
 		--websocket-max-frame-size $(WS_MAX_MESSAGE_BYTES) incident_platform.asgi:application
 
 run: seed serve
+
+# The webhook worker (the Procfile's `worker`): run it beside `make run` to send outgoing webhooks.
+worker: migrate
+	$(PY) manage.py deliver_webhooks
 
 # --- quality ------------------------------------------------------------------
 # The browser tests drive Debian's Chromium. Install it when we can (root with

@@ -28,7 +28,7 @@ from accounts.models import User
 from incidents import commands
 from incidents.errors import Conflict
 from incidents.models import AuditEvent, Incident
-from incidents.webhooks import delivery
+from incidents.webhooks import delivery, payloads
 from incidents.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 from .webhook_receiver import Receiver, Silent, closed_port
@@ -422,3 +422,17 @@ def test_the_worker_process_delivers_what_a_command_enqueues_and_stops_on_sigter
     assert b"delivered 1, to retry 0, failed 0" in output
     assert verified(receiver.received[0].headers, receiver.received[0].body)
     assert WebhookDelivery.objects.get().status == "delivered"
+
+
+@pytest.mark.django_db
+def test_every_event_type_has_a_slack_line_naming_the_actor(responder: User) -> None:
+    """Types without a line of their own (added later) still read: "<actor> recorded <type>"."""
+    incident = declare(responder)
+    event = AuditEvent.objects.get(incident=incident)
+    for kind in [*AuditEvent.Type.values, "title_change", "a_type_added_later"]:
+        event.type = kind
+        event.data = {}
+        line = payloads.describe(event)
+        assert line.startswith("*rae* ") and len(line) > len("*rae* ")
+    event.type = "a_type_added_later"
+    assert payloads.describe(event) == "*rae* recorded a type added later"

@@ -14,7 +14,7 @@ from incidents import commands
 from incidents.webhooks import delivery
 from incidents.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-from .webhook_receiver import Receiver
+from .webhook_receiver import Receiver, closed_port
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,8 @@ def test_delivery_and_attempt_lists_query_count_does_not_grow(
             response = staff.get(url)
         assert response.status_code == 200
         assert response.context["cl"].result_count == rows
+    counted = {hook.name: (hook.pending_count, hook.failed_count) for hook in response.context["cl"].result_list}
+    assert counted == {"flaky": (0, 0), "slack": (0, 0)}  # every delivery delivered in the end
 
 
 @pytest.mark.parametrize("count", [2, 12])
@@ -167,6 +169,21 @@ def test_a_delivery_page_shows_its_attempts_read_only_in_a_fixed_number_of_queri
     staff.get(endpoint_url)
     with django_assert_num_queries(3):  # session, user, the endpoint
         assert staff.get(endpoint_url).status_code == 200
+
+
+def test_the_endpoint_list_counts_each_endpoints_pending_and_failed_deliveries(
+    staff: Client, responder: User, settings: Any
+) -> None:
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    WebhookEndpoint.objects.create(name="down", url=f"http://127.0.0.1:{closed_port()}/hook")
+    WebhookEndpoint.objects.create(name="quiet", url="http://127.0.0.1:9/hook", event_types=["status_change"])
+    incident = commands.incident_create(actor=responder, title="Counting", severity="low").incident
+    commands.incident_add_note(actor=responder, incident_id=incident.pk, body="second")
+    assert delivery.deliver_due(limit=1) == {"failed": 1}
+    response = staff.get(reverse("admin:webhooks_webhookendpoint_changelist"))
+    counted = {hook.name: (hook.pending_count, hook.failed_count) for hook in response.context["cl"].result_list}
+    assert counted == {"down": (1, 1), "quiet": (0, 0)}
+    assert '<td class="field-subscribed">status_change</td>' in response.content.decode()
 
 
 def test_deliveries_and_attempts_cannot_be_added_changed_or_deleted(staff: Client, responder: User) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from ..admin import ReadOnlyInline
@@ -43,9 +43,28 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ["name", "url", "payload_format", "subscribed", "is_active", "created_at"]
+    list_display = ["name", "url", "payload_format", "subscribed", "is_active", "pending", "failed"]
     list_filter = ["is_active", "payload_format"]
     search_fields = ["name", "url"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
+        # The list's pending and failed columns, counted in the page's one query.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                pending_count=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.PENDING)),
+                failed_count=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
+            )
+        )
+
+    @admin.display(description="pending", ordering="pending_count")
+    def pending(self, obj: Any) -> int:
+        return int(obj.pending_count)
+
+    @admin.display(description="failed", ordering="failed_count")
+    def failed(self, obj: Any) -> int:
+        return int(obj.failed_count)
 
     @admin.display(description="event types")
     def subscribed(self, obj: WebhookEndpoint) -> str:

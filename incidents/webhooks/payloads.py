@@ -59,6 +59,11 @@ def describe(event: AuditEvent) -> str:
             return f"{who} changed the {what}: {_mrkdwn(data.get('from'))} → {_mrkdwn(data.get('to'))}"
         case AuditEvent.Type.SUMMARY_CHANGE:
             return f"{who} changed the summary"
+        case "title_change":
+            return f"{who} renamed the incident: {_mrkdwn(data.get('from'))} → {_mrkdwn(data.get('to'))}"
+        case AuditEvent.Type.EVENT_PINNED | AuditEvent.Type.EVENT_UNPINNED:
+            verb = "pinned" if event.type == AuditEvent.Type.EVENT_PINNED else "unpinned"
+            return f"{who} {verb} event {_mrkdwn(data.get('seq'))} as a key moment"
         case AuditEvent.Type.NOTE:
             return f"{who} added a note: {_mrkdwn(str(data.get('body', ''))[:500])}"
         case AuditEvent.Type.ASSIGNMENT:
