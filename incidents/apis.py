@@ -43,6 +43,7 @@ from .serializers import (
     OverviewSerializer,
     ReplayedStateSerializer,
     StatusInput,
+    StatusUpdateInput,
 )
 
 # The `code` of an error that did not name one, by status: the WebSocket's codes where it has them.
@@ -263,6 +264,22 @@ class IncidentNotesApi(APIView):
             return Outcome(status.HTTP_201_CREATED, result.events[0].as_data())
 
         return _keyed(request, name="incident_add_note", target=[pk], data=data, execute=execute)
+
+
+class IncidentStatusUpdatesApi(APIView):
+    """Stakeholder status updates: "what we tell customers", each an event of the timeline."""
+
+    permission_classes = [CanChangeIncidentsOrReadOnly]
+
+    @extend_schema(request=StatusUpdateInput, responses={201: AuditEventSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    def post(self, request: Request, pk: int) -> Response:
+        data = _validated(StatusUpdateInput, request)
+
+        def execute() -> Outcome:
+            result = commands.incident_post_status_update(actor=request.user, incident_id=pk, body=data["body"])
+            return Outcome(status.HTTP_201_CREATED, result.events[0].as_data())
+
+        return _keyed(request, name="incident_post_status_update", target=[pk], data=data, execute=execute)
 
 
 class ActionItemListApi(APIView):

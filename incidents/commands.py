@@ -94,6 +94,19 @@ def check_severity(value: Any) -> str:
     return str(value)
 
 
+def check_cadence(value: Any) -> int | None:
+    """Whole minutes from 1 to a week, or None (no cadence)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= Incident.CADENCE_MAX_MINUTES:
+        raise Invalid(
+            fields={
+                "status_update_cadence": [f"Whole minutes from 1 to {Incident.CADENCE_MAX_MINUTES}, or null (none)."]
+            }
+        )
+    return value
+
+
 def check_user(name: str, user: Any) -> Any:
     if user is not None and (not isinstance(user, User) or not user.is_active):
         raise Invalid(fields={name: ["Unknown user."]})
@@ -115,7 +128,7 @@ def _locked(incident_id: int, *, expected_version: int | None) -> Iterator[Incid
         # The people the state names come with the row (only the row is locked).
         incident = (
             Incident.objects.select_for_update(of=("self",))
-            .select_related("commander", "created_by")
+            .select_related("commander", "created_by", "last_status_update_by")
             .filter(pk=incident_id)
             .first()
         )
@@ -151,6 +164,18 @@ def _record(
     outbox.enqueue(incident, event)
     event.state_after = publishing.publish_on_commit(incident, event)
     return event
+
+
+def _replace(incident: Incident, *, actor: Any, field: str, value: Any) -> AuditEvent:
+    """Set one field and record `{from, to}` under the field's event type (`FIELD_EVENTS`)."""
+    previous = getattr(incident, field)
+    setattr(incident, field, value)
+    return _record(
+        incident, actor=actor, type=FIELD_EVENTS[field], data={"from": previous, "to": value}, fields=[field]
+    )
+
+
+FIELD_EVENTS = {"status_update_cadence": AuditEvent.Type.UPDATE_CADENCE_CHANGE}
 
 
 def _ref(user: Any) -> dict[str, Any] | None:
@@ -220,14 +245,15 @@ def incident_update(
     summary: str = UNSET,
     commander: Any = UNSET,
     assignees: Sequence[Any] = UNSET,
+    status_update_cadence: int | None = UNSET,
     expected_version: int | None = None,
 ) -> CommandResult:
-    """Change severity, summary, commander and assignees.
+    """Change severity, summary, commander, assignees and the status-update cadence.
 
     Each kind of change is its own accepted change: one event and one version
     each (severity, then summary, then one `assignment` event for commander
-    and assignees together). A field given with the value it already has
-    changes nothing and records nothing.
+    and assignees together, then the cadence). A field given with the value it
+    already has changes nothing and records nothing.
     """
     check_can_change(actor)
     if severity is not UNSET:
@@ -239,6 +265,8 @@ def incident_update(
     if assignees is not UNSET:
         for user in assignees:
             check_user("assignees", user)
+    if status_update_cadence is not UNSET:
+        status_update_cadence = check_cadence(status_update_cadence)
 
     events: list[AuditEvent] = []
     with _locked(incident_id, expected_version=expected_version) as incident:
@@ -289,6 +317,8 @@ def incident_update(
                     fields=["commander"] if "commander" in assignment else [],
                 )
             )
+        if status_update_cadence is not UNSET and status_update_cadence != incident.status_update_cadence:
+            events.append(_replace(incident, actor=actor, field="status_update_cadence", value=status_update_cadence))
     return CommandResult(incident=incident, events=events)
 
 
@@ -298,6 +328,27 @@ def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResu
     body = check_text("body", body, max_length=10_000, allow_blank=False).strip()
     with _locked(incident_id, expected_version=None) as incident:
         event = _record(incident, actor=actor, type=AuditEvent.Type.NOTE, data={"body": body})
+    return CommandResult(incident=incident, events=[event])
+
+
+@counted
+def incident_post_status_update(*, actor: Any, incident_id: int, body: str) -> CommandResult:
+    """A stakeholder status update ("what we tell customers"): an event of its own, and the newest on the row."""
+    check_can_change(actor)
+    body = check_text("body", body, max_length=Incident.STATUS_UPDATE_MAX_LENGTH, allow_blank=False).strip()
+    with _locked(incident_id, expected_version=None) as incident:
+        now = timezone.now()
+        incident.last_status_update_body = body
+        incident.last_status_update_at = now
+        incident.last_status_update_by = actor
+        event = _record(
+            incident,
+            actor=actor,
+            type=AuditEvent.Type.STATUS_UPDATE,
+            data={"body": body},
+            fields=["last_status_update_body", "last_status_update_at", "last_status_update_by"],
+            at=now,
+        )
     return CommandResult(incident=incident, events=[event])
 
 

@@ -90,6 +90,16 @@ class NoteForm(forms.Form):
     body = forms.CharField(max_length=NoteInput.BODY_MAX_LENGTH)
 
 
+class StatusUpdateForm(forms.Form):
+    body = forms.CharField(max_length=Incident.STATUS_UPDATE_MAX_LENGTH)
+
+
+class CadenceForm(forms.Form):
+    """Minutes between status updates; empty: none."""
+
+    cadence = forms.IntegerField(min_value=1, max_value=Incident.CADENCE_MAX_MINUTES, required=False)
+
+
 class ActionItemAddForm(forms.Form):
     title = forms.CharField(max_length=ActionItem.TITLE_MAX_LENGTH)
     owner = UserChoiceField(queryset=active_users(), required=False)

@@ -36,6 +36,9 @@ class Incident(models.Model):
 
     TITLE_MAX_LENGTH = 200
     SUMMARY_MAX_LENGTH = 20_000
+    STATUS_UPDATE_MAX_LENGTH = 5_000
+    # An update cadence is whole minutes, from one minute to a week.
+    CADENCE_MAX_MINUTES = 7 * 24 * 60
 
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVESTIGATING)
@@ -56,6 +59,15 @@ class Incident(models.Model):
     mitigated_at = models.DateTimeField(null=True, blank=True)
     # Grows by one with every accepted change; equal to the seq of the newest event.
     version = models.PositiveIntegerField(default=0)
+    # The newest stakeholder status update ("what we tell customers"), kept on the row by the
+    # status-update command so the room and the list show it without reading the timeline.
+    last_status_update_body = models.TextField(blank=True, default="", max_length=STATUS_UPDATE_MAX_LENGTH)
+    last_status_update_at = models.DateTimeField(null=True, blank=True)
+    last_status_update_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Minutes between status updates (None: no cadence); the room nudges when one is overdue.
+    status_update_cadence = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -81,6 +93,26 @@ class Incident(models.Model):
     def time_to_resolve(self) -> timedelta | None:
         """From opening to resolution, while resolved (a reopen clears it): the list's and the room's duration."""
         return self.resolved_at - self.created_at if self.resolved_at else None
+
+    @property
+    def latest_status_update(self) -> dict[str, Any] | None:
+        """The newest status update as clients see it (`at` as a datetime; the state renders it)."""
+        if self.last_status_update_at is None:
+            return None
+        author = self.last_status_update_by
+        return {
+            "body": self.last_status_update_body,
+            "at": self.last_status_update_at,
+            "author": author.as_ref() if author is not None else None,
+        }
+
+    @property
+    def status_update_due_at(self) -> Any:
+        """When the next status update is due (the last one's time, or the opening, plus the cadence); None if none."""
+        if self.status_update_cadence is None or not self.is_open:
+            return None
+        since = self.last_status_update_at or self.created_at
+        return since + timedelta(minutes=self.status_update_cadence)
 
     @property
     def time_to_identify(self) -> timedelta | None:
@@ -189,6 +221,8 @@ class AuditEvent(models.Model):
         ACTION_ITEM_UPDATED = "action_item_updated"
         EVENT_PINNED = "event_pinned"
         EVENT_UNPINNED = "event_unpinned"
+        STATUS_UPDATE = "status_update"
+        UPDATE_CADENCE_CHANGE = "update_cadence_change"
 
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="events")
     seq = models.PositiveIntegerField()

@@ -73,7 +73,14 @@ def state_of(incident: Incident) -> dict[str, Any]:
         "created_by": _ref(incident.created_by),
         "action_items": [item.as_data() for item in incident.action_items.all()],
         "allowed_transitions": incident.allowed_transitions(),
+        "latest_status_update": _status_update(incident),
+        "status_update_cadence": incident.status_update_cadence,
     }
+
+
+def _status_update(incident: Incident) -> dict[str, Any] | None:
+    latest = incident.latest_status_update
+    return None if latest is None else {**latest, "at": _when(latest["at"])}
 
 
 def list_row(state: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def incident_list_queryset(
     user, matching incidents they command, are assigned to or own an action
     item of; `since`/`until` bound the opening date (both days included).
     """
-    queryset = Incident.objects.select_related("commander").annotate(
+    queryset = Incident.objects.select_related("commander", "last_status_update_by").annotate(
         is_resolved=Case(
             When(status=Incident.Status.RESOLVED, then=Value(1)), default=Value(0), output_field=IntegerField()
         ),
@@ -106,7 +106,9 @@ ACTION_ITEMS = Prefetch("action_items", queryset=ActionItem.objects.select_relat
 
 
 def incident_state_queryset() -> QuerySet[Incident]:
-    return Incident.objects.select_related("commander", "created_by").prefetch_related("assignees", ACTION_ITEMS)
+    return Incident.objects.select_related("commander", "created_by", "last_status_update_by").prefetch_related(
+        "assignees", ACTION_ITEMS
+    )
 
 
 def incident_get(incident_id: Any) -> Incident | None:

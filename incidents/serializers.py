@@ -51,10 +51,27 @@ class AuditEventSerializer(serializers.Serializer[AuditEvent]):
         return instance.as_data()
 
 
+class StatusUpdateSerializer(serializers.Serializer[Any]):
+    """The newest stakeholder status update of an incident (the timeline's `status_update` events hold them all)."""
+
+    body = serializers.CharField(read_only=True)
+    at = serializers.DateTimeField(read_only=True)
+    author = UserRefSerializer(allow_null=True, read_only=True)
+
+
 class IncidentListSerializer(serializers.ModelSerializer[Incident]):
     """A row of the incident list."""
 
     commander = UserRefSerializer(allow_null=True, read_only=True)
+    latest_status_update = StatusUpdateSerializer(allow_null=True, read_only=True)
+    status_update_cadence = serializers.IntegerField(
+        allow_null=True,
+        read_only=True,
+        min_value=1,
+        max_value=Incident.CADENCE_MAX_MINUTES,
+        help_text="Minutes between status updates, or null (no cadence). An open incident is overdue once "
+        "`latest_status_update.at` (or `created_at` before the first update) is older than this.",
+    )
 
     class Meta:
         model = Incident
@@ -68,6 +85,8 @@ class IncidentListSerializer(serializers.ModelSerializer[Incident]):
             "updated_at",
             "resolved_at",
             "version",
+            "latest_status_update",
+            "status_update_cadence",
         ]
         read_only_fields = fields
 
@@ -241,6 +260,13 @@ class IncidentUpdateInput(VersionedInput):
     )
     commander = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
     assignees = serializers.PrimaryKeyRelatedField(queryset=_users(), many=True, required=False)
+    status_update_cadence = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=Incident.CADENCE_MAX_MINUTES,
+        help_text="Minutes between status updates; null: none.",
+    )
 
     def validate_assignees(self, value: list[Any]) -> list[Any]:
         if len(value) > 50:
@@ -256,6 +282,10 @@ class NoteInput(StrictSerializer):
     BODY_MAX_LENGTH = 10_000
 
     body = serializers.CharField(max_length=BODY_MAX_LENGTH, trim_whitespace=True)
+
+
+class StatusUpdateInput(StrictSerializer):
+    body = serializers.CharField(max_length=Incident.STATUS_UPDATE_MAX_LENGTH, trim_whitespace=True)
 
 
 class ActionItemAddInput(StrictSerializer):

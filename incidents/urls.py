@@ -8,6 +8,11 @@ urlpatterns = [
     path("incidents/<int:pk>", apis.IncidentDetailApi.as_view(), name="api-incident-detail"),
     path("incidents/<int:pk>/status", apis.IncidentStatusApi.as_view(), name="api-incident-status"),
     path("incidents/<int:pk>/notes", apis.IncidentNotesApi.as_view(), name="api-incident-notes"),
+    path(
+        "incidents/<int:pk>/status-updates",
+        apis.IncidentStatusUpdatesApi.as_view(),
+        name="api-incident-status-updates",
+    ),
     path("incidents/<int:pk>/action-items", apis.ActionItemListApi.as_view(), name="api-action-item-list"),
     path(
         "incidents/<int:pk>/action-items/<int:item>", apis.ActionItemDetailApi.as_view(), name="api-action-item-detail"

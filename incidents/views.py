@@ -20,13 +20,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import commands
+from . import commands, richtext
 from .errors import CommandError, Conflict, Invalid
 from .forms import (
     ActionItemAddForm,
     ActionItemDoneForm,
     ActionItemOwnerForm,
     AssigneeForm,
+    CadenceForm,
     CommanderForm,
     IncidentCreateForm,
     ListFilterForm,
@@ -36,6 +37,7 @@ from .forms import (
     ReplayForm,
     SeverityForm,
     StatusForm,
+    StatusUpdateForm,
     SummaryForm,
     TimelineFilterForm,
     active_users,
@@ -140,6 +142,11 @@ def describe_event(event: AuditEvent) -> str:
         return "updated the summary"
     if kind == T.NOTE:
         return f"note: {data.get('body', '')}"
+    if kind == T.STATUS_UPDATE:
+        return f"status update: {data.get('body', '')}"
+    if kind == T.UPDATE_CADENCE_CHANGE:
+        new = data.get("to")
+        return f"status updates every {new} min" if new else "no status update cadence"
     if kind in (T.EVENT_PINNED, T.EVENT_UNPINNED):
         verb = "pinned" if kind == T.EVENT_PINNED else "unpinned"
         return f"{verb} event {data.get('seq')} ({str(data.get('type', '')).replace('_', ' ')})"
@@ -177,14 +184,24 @@ def describe_event(event: AuditEvent) -> str:
 
 
 PIN_TYPES = (AuditEvent.Type.EVENT_PINNED, AuditEvent.Type.EVENT_UNPINNED)
+# Events whose text is shown with links and @mentions (incidents.richtext), after a prefix in words.
+RICH_TYPES: dict[str, str] = {
+    AuditEvent.Type.NOTE.value: "note: ",
+    AuditEvent.Type.STATUS_UPDATE.value: "status update: ",
+}
 
 
 def _timeline(
     events: QuerySet[AuditEvent] | list[AuditEvent], pinned: set[int] | frozenset[int] = frozenset()
 ) -> list[dict[str, Any]]:
+    events = list(events)
+    bodies = [str(event.data.get("body", "")) for event in events if event.type in RICH_TYPES]
+    # Everyone the shown events mention, in one query.
+    mentionable = richtext.users_named(richtext.mentioned_names(bodies)) if bodies else {}
     rows = []
     for event in events:
         is_pin = event.type in PIN_TYPES
+        prefix = RICH_TYPES.get(event.type)
         rows.append(
             {
                 "seq": event.seq,
@@ -192,6 +209,8 @@ def _timeline(
                 "at": event.at,
                 "actor": event.actor_username,
                 "text": describe_event(event),
+                "prefix": prefix,
+                "rich": richtext.render(str(event.data.get("body", "")), mentionable) if prefix else None,
                 "detail": event.data.get("to", "") if event.type == AuditEvent.Type.SUMMARY_CHANGE else "",
                 "pinned": event.seq in pinned,
                 "pinnable": not is_pin,
@@ -204,6 +223,9 @@ def _timeline(
 
 
 # --- The room's context, shared by the page and its partials ---------------------
+
+# The update cadences the room offers, in minutes (the API takes any from 1 to a week).
+CADENCE_CHOICES = [15, 30, 60, 120, 240]
 
 
 def _room_context(
@@ -222,6 +244,7 @@ def _room_context(
         "unassigned": [user for user in users if user.pk not in assigned],
         "action_items": list(incident.action_items.all()),
         "events": _timeline(events, pinned),
+        "cadences": CADENCE_CHOICES,
     }
 
 
@@ -415,6 +438,18 @@ def incident_assignee_remove(request: HttpRequest, pk: int) -> None:
 def incident_note(request: HttpRequest, pk: int) -> None:
     data = _parsed(NoteForm, request)
     commands.incident_add_note(actor=request.user, incident_id=pk, body=data["body"])
+
+
+@command_view
+def incident_status_update(request: HttpRequest, pk: int) -> None:
+    data = _parsed(StatusUpdateForm, request)
+    commands.incident_post_status_update(actor=request.user, incident_id=pk, body=data["body"])
+
+
+@command_view
+def incident_cadence(request: HttpRequest, pk: int) -> None:
+    data = _parsed(CadenceForm, request)
+    commands.incident_update(actor=request.user, incident_id=pk, status_update_cadence=data["cadence"])
 
 
 @command_view

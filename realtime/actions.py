@@ -31,6 +31,7 @@ from incidents.serializers import (
     IncidentUpdateInput,
     NoteInput,
     StatusInput,
+    StatusUpdateInput,
 )
 
 from .database import database_work
@@ -165,6 +166,12 @@ COMMANDS: dict[str, CommandSpec] = {
     "incident:addNote": CommandSpec(
         NoteInput,
         lambda actor, incident_id, _item, data: commands.incident_add_note(
+            actor=actor, incident_id=incident_id, body=data["body"]
+        ),
+    ),
+    "incident:postStatusUpdate": CommandSpec(
+        StatusUpdateInput,
+        lambda actor, incident_id, _item, data: commands.incident_post_status_update(
             actor=actor, incident_id=incident_id, body=data["body"]
         ),
     ),

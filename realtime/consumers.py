@@ -334,7 +334,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         return {}
 
     async def run_command(self, content: dict[str, Any]) -> dict[str, Any]:
-        """incident:updateStatus, :update, :addNote, :addActionItem, :updateActionItem: as their REST twins."""
+        """incident:updateStatus, :update, :addNote, :postStatusUpdate, :addActionItem, :updateActionItem: as REST."""
         name = content["type"]
         incident = protocol.integer(content, "incident")
         assert incident is not None
@@ -350,6 +350,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
     on_incident_updateStatus = run_command
     on_incident_update = run_command
     on_incident_addNote = run_command
+    on_incident_postStatusUpdate = run_command
     on_incident_addActionItem = run_command
     on_incident_updateActionItem = run_command
 

@@ -43,6 +43,7 @@ COMMAND_TYPES = (
     "incident:updateStatus",
     "incident:update",
     "incident:addNote",
+    "incident:postStatusUpdate",
     "incident:addActionItem",
     "incident:updateActionItem",
 )

@@ -20,7 +20,19 @@ pytestmark = pytest.mark.django_db
 
 Api = Callable[[User | None], APIClient]
 
-LIST_ROW = {"id", "title", "status", "severity", "commander", "created_at", "updated_at", "resolved_at", "version"}
+LIST_ROW = {
+    "id",
+    "title",
+    "status",
+    "severity",
+    "commander",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "version",
+    "latest_status_update",
+    "status_update_cadence",
+}
 STATE = LIST_ROW | {"summary", "assignees", "created_by", "action_items", "allowed_transitions"}
 
 

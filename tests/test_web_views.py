@@ -246,7 +246,7 @@ def test_room_timeline_tells_each_event_in_its_own_words(responder: User, make_u
     expected = [
         "opened it (high)",
         "investigating → identified",
-        "note: rolled back &lt;b&gt;8812&lt;/b&gt;",
+        'note: <span class="body">rolled back &lt;b&gt;8812&lt;/b&gt;',
         "severity high → critical",
         "assigned carol",
         "action item added: “add latency alert” for carol",
@@ -287,8 +287,8 @@ def test_room_partial_brings_the_live_parts_and_only_events_after(responder: Use
     commands.incident_add_note(actor=responder, incident_id=incident.pk, body="second")
     url = reverse("incident-room-partial", args=[incident.pk])
     page = client_for(responder).get(url + "?after=2", headers=HTMX).content.decode()
-    assert page.count('hx-swap-oob="true"') == 8
-    assert 'data-seq="3"' in page and "note: second" in page
+    assert page.count('hx-swap-oob="true"') == 10
+    assert 'data-seq="3"' in page and 'note: <span class="body">second</span>' in page
     assert 'data-seq="2"' not in page and 'data-seq="1"' not in page
 
 

@@ -88,6 +88,8 @@ async def test_every_message_and_every_reply_and_push_match_the_schema(
     await talk.call(alice, "incident:updateStatus", incident=incident, status="identified", version=1, key="k-1")
     await talk.call(alice, "incident:update", incident=incident, severity="critical", commander=responder.pk)
     await talk.call(alice, "incident:addNote", incident=incident, body="Rolled back")
+    await talk.call(alice, "incident:postStatusUpdate", incident=incident, body="We are rolling back.")
+    await talk.call(alice, "incident:update", incident=incident, status_update_cadence=30)
     added = await talk.call(alice, "incident:addActionItem", incident=incident, title="Add an alert", owner=None)
     item = added["item"]
     await talk.call(alice, "incident:updateActionItem", incident=incident, item=item["id"], done=True)

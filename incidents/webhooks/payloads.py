@@ -66,6 +66,8 @@ def describe(event: AuditEvent) -> str:
             return f"{who} {verb} event {_mrkdwn(data.get('seq'))} as a key moment"
         case AuditEvent.Type.NOTE:
             return f"{who} added a note: {_mrkdwn(str(data.get('body', ''))[:500])}"
+        case AuditEvent.Type.STATUS_UPDATE:
+            return f"{who} posted a status update: {_mrkdwn(str(data.get('body', ''))[:500])}"
         case AuditEvent.Type.ASSIGNMENT:
             parts = []
             if "commander" in data:

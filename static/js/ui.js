@@ -37,6 +37,31 @@ function localiseTimes(scope) {
   }
 }
 
+// --- Status updates: the room's nudge and the list's mark, once an update is overdue ---
+// The server renders when the next update is due (data-due-at: the last update, or the
+// opening, plus the incident's cadence); whether that has passed is worked out here, as time passes.
+
+export function overdueText(due, now = new Date()) {
+  const late = now - due;
+  if (late < 0) return null;
+  return late < 60000 ? "less than a minute" : age(due, now);
+}
+
+function markOverdue(scope) {
+  const now = new Date();
+  for (const node of scope.querySelectorAll("[data-due-at]")) {
+    const due = new Date(node.dataset.dueAt);
+    const late = Number.isNaN(due.getTime()) ? null : overdueText(due, now);
+    node.hidden = late === null;
+    if (late !== null && node.dataset.overdue === "banner") {
+      const text = node.querySelector(".update-due-text");
+      const words = `Status update overdue by ${late}.`;
+      if (text && text.textContent !== words) text.textContent = words;
+    }
+    node.closest("tr")?.classList.toggle("is-overdue", late !== null);
+  }
+}
+
 // --- Forms: errors beside the control, resets, the summary editor -----------------
 
 function errorSlot(detail) {
@@ -67,7 +92,10 @@ function wireHtmx() {
   };
   document.body.addEventListener("htmx:sendError", unreachable);
   document.body.addEventListener("htmx:responseError", unreachable);
-  htmx.onLoad((content) => localiseTimes(content));
+  htmx.onLoad((content) => {
+    localiseTimes(content);
+    markOverdue(content);
+  });
 }
 
 function submitOnEnter() {
@@ -151,3 +179,5 @@ wireSummaryEditor();
 wireShortcuts();
 localiseTimes(document);
 setInterval(() => localiseTimes(document), 30000);
+markOverdue(document);
+setInterval(() => markOverdue(document), 10000);
