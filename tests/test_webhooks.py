@@ -20,7 +20,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -436,3 +436,42 @@ def test_every_event_type_has_a_slack_line_naming_the_actor(responder: User) -> 
         assert line.startswith("*rae* ") and len(line) > len("*rae* ")
     event.type = "a_type_added_later"
     assert payloads.describe(event) == "*rae* recorded a type added later"
+
+
+# --- Purging the settled log ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_purge_deletes_old_settled_deliveries_with_their_attempts_and_keeps_pending_and_recent(
+    responder: User, settings: Any
+) -> None:
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    with Receiver(statuses=(500,)) as receiver:
+        endpoint(receiver.url)
+        incident = declare(responder)
+        for n in range(3):
+            commands.incident_add_note(actor=responder, incident_id=incident.pk, body=f"n{n}")
+        assert delivery.deliver_due(limit=3) == {"failed": 1, "delivered": 2}
+    old, recent = timezone.now() - timedelta(days=31), timezone.now() - timedelta(days=29)
+    first, second, third, pending = WebhookDelivery.objects.order_by("pk")
+    assert (first.status, pending.status) == ("failed", "pending")
+    WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk, pending.pk]).update(created_at=old)
+    WebhookDelivery.objects.filter(pk=third.pk).update(created_at=recent)
+
+    out = StringIO()
+    call_command("purge_webhook_deliveries", "--days", "30", "--batch-size", "1", stdout=out)
+
+    assert "Deleted 2 settled webhook deliveries older than 30 days; batches: 2." in out.getvalue()
+    assert sorted(WebhookDelivery.objects.values_list("pk", flat=True)) == [third.pk, pending.pk]
+    assert set(WebhookAttempt.objects.values_list("delivery_id", flat=True)) == {third.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("arguments", [["--days", "0"], ["--days", "-3"], ["--days", "x"], ["--batch-size", "0"]])
+def test_purge_refuses_bad_arguments_and_deletes_nothing(responder: User, arguments: list[str]) -> None:
+    endpoint()
+    declare(responder)
+    WebhookDelivery.objects.update(status="delivered", created_at=timezone.now() - timedelta(days=400))
+    with pytest.raises(CommandError):
+        call_command("purge_webhook_deliveries", *arguments, stdout=StringIO())
+    assert WebhookDelivery.objects.count() == 1

@@ -8,7 +8,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from ..admin import ReadOnlyInline
@@ -40,6 +41,25 @@ class WebhookEndpointForm(forms.ModelForm):
         return sorted(self.cleaned_data["event_types"])
 
 
+def _count(status: str) -> Any:
+    """An endpoint's deliveries in one status: a subquery on the (endpoint, status) index, not the delivered bulk."""
+    rows = WebhookDelivery.objects.filter(endpoint=OuterRef("pk"), status=status).order_by()
+    return Coalesce(Subquery(rows.values("endpoint").annotate(n=Count("pk")).values("n")), 0)
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types there are, from the code: no DISTINCT over the whole table to list them."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return AuditEvent.Type.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
@@ -48,15 +68,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     search_fields = ["name", "url"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
-        # The list's pending and failed columns, counted in the page's one query.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                pending_count=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.PENDING)),
-                failed_count=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
-            )
-        )
+        # The list's pending and failed columns, counted in the page's one query (on webhookdelivery_endpoint_idx).
+        return super().get_queryset(request).annotate(pending_count=_count("pending"), failed_count=_count("failed"))
 
     @admin.display(description="pending", ordering="pending_count")
     def pending(self, obj: Any) -> int:
@@ -90,7 +103,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["id", "endpoint", "event_type", "incident", "status", "attempts", "next_attempt_at", "last_error"]
-    list_filter = ["status", "event_type", "endpoint"]
+    list_filter = ["status", EventTypeFilter, "endpoint"]
     list_select_related = ["endpoint", "event__incident"]
     fields = readonly_fields = (
         "endpoint",
@@ -127,7 +140,7 @@ class WebhookAttemptAdmin(ReadOnlyAdmin):
     list_display = ["delivery", "endpoint", "number", "at", "status_code", "error", "duration_ms"]
     list_filter = ["delivery__endpoint"]
     list_select_related = ["delivery__endpoint"]
-    ordering = ["-at", "-id"]
+    ordering = ["-id"]  # newest first, on the primary key (`at` has no index)
     fields = readonly_fields = ("delivery", "number", "at", "status_code", "error", "duration_ms", "response_excerpt")
 
     @admin.display(description="endpoint")

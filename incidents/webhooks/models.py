@@ -77,6 +77,8 @@ class WebhookDelivery(models.Model):
         indexes = [
             # The worker's claim: pending deliveries due now, oldest due first.
             models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due_idx"),
+            # The endpoint list's pending and failed counts (and "this endpoint's deliveries" filtered by status).
+            models.Index(fields=["endpoint", "status"], name="webhookdelivery_endpoint_idx"),
         ]
 
     def __str__(self) -> str:
