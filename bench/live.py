@@ -201,6 +201,20 @@ def fmt_integrity(i: dict[str, Any]) -> str:
     )
 
 
+def spread(servers: Servers, tokens: list[str], incidents: list[int]) -> list[dict[str, Any]]:
+    """One socket per token, dealt round the servers and round the incidents."""
+    return [
+        {"port": servers.ports[i % len(servers.ports)], "token": token, "incident": incidents[i % len(incidents)]}
+        for i, token in enumerate(tokens)
+    ]
+
+
+def print_health(result: dict[str, Any]) -> None:
+    """What every scenario ends with: did every frame arrive once and in order, and what the servers used."""
+    print(f"- {fmt_integrity(result['integrity'])}")
+    print(f"- {fmt_usage(result['server'])}")
+
+
 async def change_and_wait(
     changer: Changer, clients: Clients, incident: int, sent: dict[str, float], timeout: float = 30
 ) -> tuple[int, int]:
@@ -274,8 +288,7 @@ async def scenario_fanout(ctx: Context) -> dict[str, Any]:
             f"- deliveries {result['deliveries']} of {result['expected_deliveries']}, "
             f"{result['deliveries_per_s']}/s while a change was in flight"
         )
-        print(f"- {fmt_integrity(result['integrity'])}")
-        print(f"- {fmt_usage(result['server'])}")
+        print_health(result)
     return out
 
 
@@ -284,10 +297,7 @@ async def scenario_joinstorm(ctx: Context) -> dict[str, Any]:
     data = ctx.setup(viewers=args.users, writers=1, incidents=1)
     incident = data["incidents"][0]
     servers = ctx.servers()
-    sockets = [
-        {"port": servers.ports[i % len(servers.ports)], "token": token, "incident": incident}
-        for i, token in enumerate(data["viewers"])
-    ]
+    sockets = spread(servers, data["viewers"], [incident])
     clients = ctx.clients(sockets)
     options = {"handshake_timeout": args.handshake_timeout, "join_timeout": 60}
     try:
@@ -347,8 +357,7 @@ async def scenario_joinstorm(ctx: Context) -> dict[str, Any]:
         f"({got} of {expected} received it)"
     )
     print(f"- presence traffic quiet after {result['presence_settled_s']} s")
-    print(f"- {fmt_integrity(result['integrity'])}")
-    print(f"- {fmt_usage(result['server'])}")
+    print_health(result)
     return result
 
 
@@ -357,10 +366,7 @@ async def scenario_rooms(ctx: Context) -> dict[str, Any]:
     data = ctx.setup(viewers=args.rooms * args.viewers, writers=args.rooms, incidents=args.rooms)
     incidents = data["incidents"]
     servers = ctx.servers()
-    sockets = [
-        {"port": servers.ports[i % len(servers.ports)], "token": token, "incident": incidents[i % args.rooms]}
-        for i, token in enumerate(data["viewers"])
-    ]
+    sockets = spread(servers, data["viewers"], incidents)
     clients = ctx.clients(sockets)
     sent: dict[str, float] = {}
     refused: dict[str, int] = {}
@@ -430,8 +436,7 @@ async def scenario_rooms(ctx: Context) -> dict[str, Any]:
     )
     print(f"- every delivery: {fmt_dist(result['delivery_ms'])}")
     print(f"- change → last socket of its room: {fmt_dist(result['all_received_ms'])}")
-    print(f"- {fmt_integrity(result['integrity'])}")
-    print(f"- {fmt_usage(result['server'])}")
+    print_health(result)
     return result
 
 
@@ -444,10 +449,7 @@ async def scenario_idle(ctx: Context) -> dict[str, Any]:
     data = ctx.setup(viewers=args.sockets, writers=1, incidents=args.rooms)
     incidents = data["incidents"]
     servers = ctx.servers()
-    sockets = [
-        {"port": servers.ports[i % len(servers.ports)], "token": token, "incident": incidents[i % args.rooms]}
-        for i, token in enumerate(data["viewers"])
-    ]
+    sockets = spread(servers, data["viewers"], incidents)
     clients = ctx.clients(sockets)
     try:
         await clients.start({})
@@ -479,9 +481,8 @@ async def scenario_idle(ctx: Context) -> dict[str, Any]:
     }
     print(f"## idle: {args.sockets} sockets over {args.rooms} rooms (joined in {join_s:.1f} s)")
     print(f"- idle for {args.seconds:.0f} s")
-    print(f"- {fmt_usage(result['server'])}")
     print(f"- RSS before any connection: {result['server_rss_mb_before_connections']} MB")
-    print(f"- {fmt_integrity(result['integrity'])}")
+    print_health(result)
     return result
 
 

@@ -12,6 +12,7 @@ best to the worst run, beside the reference servers' send → last socket.
 import argparse
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,203 +57,125 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+def runs_table(
+    runs: list[dict[str, Any]],
+    columns: list[Column],
+    results: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda run: [run["result"]],
+) -> str:
+    """One row per result of each run: which version and run first, the machine's load average last."""
+    header = ["version · stack · processes", "run", *[name for name, _ in columns], "load avg"]
+    rows = [
+        [where(run), rep_of(run), *[value(result) for _, value in columns], load_avg(run)]
+        for run in runs
+        for result in results(run)
+    ]
+    return table(header, rows)
+
+
+def lost_dup(r: dict[str, Any]) -> str:
+    return f"{r['integrity']['lost']} / {r['integrity']['dup']}"
+
+
 def fanout_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        for size, r in run["result"]["sizes"].items():
-            i, s = r["integrity"], r["server"]
-            rows.append(
-                [
-                    where(run),
-                    rep_of(run),
-                    size,
-                    d4(r["all_received_ms"]),
-                    d4(r["first_received_ms"]),
-                    f"{r['deliveries']}/{r['expected_deliveries']}",
-                    r["deliveries_per_s"],
-                    f"{i['lost']} / {i['dup']}",
-                    f"{cpu(s)} · {s['rss_mb_total']} MB",
-                    load_avg(run),
-                ]
-            )
-    return table(
+    return runs_table(
+        runs,
         [
-            "version · stack · processes",
-            "run",
-            "sockets",
-            "change → LAST socket p50 / p95 / p99 / max ms",
-            "→ first socket p50 / p95 / p99 / max ms",
-            "deliveries",
-            "deliveries/s",
-            "lost / dup",
-            "server CPU · RSS",
-            "load avg",
+            ("sockets", lambda r: r["size"]),
+            ("change → LAST socket p50 / p95 / p99 / max ms", lambda r: d4(r["all_received_ms"])),
+            ("→ first socket p50 / p95 / p99 / max ms", lambda r: d4(r["first_received_ms"])),
+            ("deliveries", lambda r: f"{r['deliveries']}/{r['expected_deliveries']}"),
+            ("deliveries/s", lambda r: r["deliveries_per_s"]),
+            ("lost / dup", lost_dup),
+            ("server CPU · RSS", lambda r: f"{cpu(r['server'])} · {r['server']['rss_mb_total']} MB"),
         ],
-        rows,
+        results=lambda run: [{"size": size, **r} for size, r in run["result"]["sizes"].items()],
     )
 
 
 def joinstorm_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        r = run["result"]
-        rows.append(
-            [
-                where(run),
-                rep_of(run),
-                r["users"],
-                f"{r['all_acked_s']} s",
-                f"{r['handshake_retries']} {r['errors'] or ''}".strip(),
-                r["failed"],
-                f"{r['next_change_all_received_ms']} ms" if r["next_change_all_received_ms"] is not None else "never",
-                f"{r['next_change_received']}/{r['next_change_expected']}",
-                f"{r['presence_settled_s']} s",
-                f"{r['integrity']['presence_frames']} ({r['integrity']['presence_bytes'] / 1e6:.1f} MB)",
-                f"{r['server']['peak_rss_mb_max']} MB",
-                load_avg(run),
-            ]
-        )
-    return table(
+    def next_change(r: dict[str, Any]) -> str:
+        ms = r["next_change_all_received_ms"]
+        return f"{ms} ms" if ms is not None else "never"
+
+    def presence_frames(r: dict[str, Any]) -> str:
+        return f"{r['integrity']['presence_frames']} ({r['integrity']['presence_bytes'] / 1e6:.1f} MB)"
+
+    return runs_table(
+        runs,
         [
-            "version · stack · processes",
-            "run",
-            "users",
-            "all acked",
-            "handshake retries",
-            "gave up",
-            "next change → all",
-            "got it",
-            "presence quiet after",
-            "presence frames",
-            "server peak RSS",
-            "load avg",
+            ("users", lambda r: r["users"]),
+            ("all acked", lambda r: f"{r['all_acked_s']} s"),
+            ("handshake retries", lambda r: f"{r['handshake_retries']} {r['errors'] or ''}".strip()),
+            ("gave up", lambda r: r["failed"]),
+            ("next change → all", next_change),
+            ("got it", lambda r: f"{r['next_change_received']}/{r['next_change_expected']}"),
+            ("presence quiet after", lambda r: f"{r['presence_settled_s']} s"),
+            ("presence frames", presence_frames),
+            ("server peak RSS", lambda r: f"{r['server']['peak_rss_mb_max']} MB"),
         ],
-        rows,
     )
 
 
 def rooms_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        r = run["result"]
-        rows.append(
-            [
-                where(run),
-                rep_of(run),
-                f"{r['changes_per_s']} of {r['target_changes_per_s']}",
-                f"{r['deliveries']}/{r['expected_deliveries']}",
-                r["deliveries_per_s_per_process"],
-                d4(r["delivery_ms"]),
-                f"{r['integrity']['lost']} / {r['integrity']['dup']}",
-                f"{cpu(r['server'])} · {r['server']['rss_mb_total']} MB",
-                load_avg(run),
-            ]
-        )
-    return table(
+    return runs_table(
+        runs,
         [
-            "version · stack · processes",
-            "run",
-            "changes/s",
-            "deliveries",
-            "deliveries/s per process",
-            "delivery p50 / p95 / p99 / max ms",
-            "lost / dup",
-            "server CPU · RSS",
-            "load avg",
+            ("changes/s", lambda r: f"{r['changes_per_s']} of {r['target_changes_per_s']}"),
+            ("deliveries", lambda r: f"{r['deliveries']}/{r['expected_deliveries']}"),
+            ("deliveries/s per process", lambda r: r["deliveries_per_s_per_process"]),
+            ("delivery p50 / p95 / p99 / max ms", lambda r: d4(r["delivery_ms"])),
+            ("lost / dup", lost_dup),
+            ("server CPU · RSS", lambda r: f"{cpu(r['server'])} · {r['server']['rss_mb_total']} MB"),
         ],
-        rows,
     )
 
 
 def idle_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        r = run["result"]
-        rows.append(
-            [
-                where(run),
-                rep_of(run),
-                r["sockets"],
-                r["rooms"],
-                f"{r['server']['cpu_pct_total']}% over {r['server']['window_s']} s",
-                f"{r['server']['rss_mb_total']} MB (peak {r['server']['peak_rss_mb_max']})",
-                f"{r['integrity']['open_sockets']}/{r['integrity']['sockets']}",
-                load_avg(run),
-            ]
-        )
-    return table(
-        ["version · stack · processes", "run", "sockets", "rooms", "server CPU", "server RSS", "open", "load avg"],
-        rows,
+    return runs_table(
+        runs,
+        [
+            ("sockets", lambda r: r["sockets"]),
+            ("rooms", lambda r: r["rooms"]),
+            ("server CPU", lambda r: f"{r['server']['cpu_pct_total']}% over {r['server']['window_s']} s"),
+            ("server RSS", lambda r: f"{r['server']['rss_mb_total']} MB (peak {r['server']['peak_rss_mb_max']})"),
+            ("open", lambda r: f"{r['integrity']['open_sockets']}/{r['integrity']['sockets']}"),
+        ],
     )
 
 
 def writes_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        r = run["result"]
-        rows.append(
-            [
-                where(run),
-                rep_of(run),
-                r["writers"],
-                r["accepted_per_s"],
-                d4(r["request_ms"]),
-                r["errors"] or 0,
-                r["seqs_gapless"],
-                cpu(r["server"]),
-                load_avg(run),
-            ]
-        )
-    return table(
+    return runs_table(
+        runs,
         [
-            "version · stack · processes",
-            "run",
-            "writers",
-            "accepted/s",
-            "request p50 / p95 / p99 / max ms",
-            "errors",
-            "seqs gapless",
-            "server CPU",
-            "load avg",
+            ("writers", lambda r: r["writers"]),
+            ("accepted/s", lambda r: r["accepted_per_s"]),
+            ("request p50 / p95 / p99 / max ms", lambda r: d4(r["request_ms"])),
+            ("errors", lambda r: r["errors"] or 0),
+            ("seqs gapless", lambda r: r["seqs_gapless"]),
+            ("server CPU", lambda r: cpu(r["server"])),
         ],
-        rows,
     )
 
 
 def slow_rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        r = run["result"]
-        a, b = r["phases"]["all_reading"], r["phases"]["slow_stopped"]
-        rss = [x for _, x in r["server_rss_mb_over_time"]] or [0]
-        rows.append(
-            [
-                where(run),
-                rep_of(run),
-                f"{r['sockets']} ({r['slow_sockets']} slow)",
-                d4(a["delivery_ms"]),
-                d4(b["delivery_ms"]),
-                f"{r['readers_delivery_p99_change_pct']}%",
-                f"{rss[0]} → {max(rss)} → {rss[-1]} MB",
-                f"{r['slow']['closed']} closed, {r['slow']['received']} received",
-                f"{r['integrity']['lost']} / {r['integrity']['dup']}",
-                load_avg(run),
-            ]
-        )
-    return table(
+    def rss(r: dict[str, Any]) -> str:
+        mb = [x for _, x in r["server_rss_mb_over_time"]] or [0]
+        return f"{mb[0]} → {max(mb)} → {mb[-1]} MB"
+
+    return runs_table(
+        runs,
         [
-            "version · stack · processes",
-            "run",
-            "sockets",
-            "readers, all reading: p50 / p95 / p99 / max ms",
-            "readers, 5% stopped: p50 / p95 / p99 / max ms",
-            "p99 change",
-            "server RSS start → max → end",
-            "slow sockets",
-            "readers lost / dup",
-            "load avg",
+            ("sockets", lambda r: f"{r['sockets']} ({r['slow_sockets']} slow)"),
+            ("readers, all reading: p50 / p95 / p99 / max ms", lambda r: d4(r["phases"]["all_reading"]["delivery_ms"])),
+            ("readers, 5% stopped: p50 / p95 / p99 / max ms", lambda r: d4(r["phases"]["slow_stopped"]["delivery_ms"])),
+            ("p99 change", lambda r: f"{r['readers_delivery_p99_change_pct']}%"),
+            ("server RSS start → max → end", rss),
+            ("slow sockets", lambda r: f"{r['slow']['closed']} closed, {r['slow']['received']} received"),
+            ("readers lost / dup", lost_dup),
         ],
-        rows,
     )
 
 

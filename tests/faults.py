@@ -28,7 +28,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from .servers import free_port
+from .servers import OnLocalPort, free_port
 
 WAIT = 20.0  # seconds: the bound of every wait in the fault tests (a loaded 2-core machine)
 
@@ -230,7 +230,7 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
 
 
-class Nginx:
+class Nginx(OnLocalPort):
     """nginx as a child process (not a daemon) with a config of its own, on a free port."""
 
     def __init__(self, upstream_ports: list[int]) -> None:
@@ -239,14 +239,6 @@ class Nginx:
         servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=30s;" for p in upstream_ports)
         (self.dir / "nginx.conf").write_text(NGINX_CONFIG.format(dir=self.dir, port=self.port, servers=servers))
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/"
 
     def __enter__(self) -> "Nginx":
         binary = nginx_binary()

@@ -41,14 +41,10 @@ def database_url() -> str:
     raise NotImplementedError(connection.vendor)
 
 
-class DaphneServer:
-    """One daphne process serving incident_platform.asgi on a port of its own."""
+class OnLocalPort:
+    """A server of the tests' own on 127.0.0.1:`port`: its HTTP and WebSocket addresses."""
 
-    def __init__(self, port: int | None = None, **env: str) -> None:
-        self.port = port or free_port()
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = Path(tempfile.mkstemp(prefix=f"daphne-{self.port}-", suffix=".log")[1])
+    port: int
 
     @property
     def url(self) -> str:
@@ -57,6 +53,16 @@ class DaphneServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/"
+
+
+class DaphneServer(OnLocalPort):
+    """One daphne process serving incident_platform.asgi on a port of its own."""
+
+    def __init__(self, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path(tempfile.mkstemp(prefix=f"daphne-{self.port}-", suffix=".log")[1])
 
     def start(self, timeout: float = 30) -> "DaphneServer":
         env = {

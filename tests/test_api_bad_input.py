@@ -43,18 +43,21 @@ WRITES: list[tuple[str, str, dict[str, Any]]] = [
 WRITE_IDS = [f"{method} {path}" for method, path, _ in WRITES]
 
 
-@pytest.fixture
-def world(users: dict[str, User]) -> dict[str, Any]:
-    """An incident with an action item, and the ids every path template needs."""
+def write_targets(users: dict[str, User]) -> dict[str, Any]:
+    """An incident with an action item, and the ids every path template of WRITES needs."""
     incident = commands.incident_create(actor=users["responder"], title="Disk full", severity="high").incident
     item = commands.action_item_add(actor=users["responder"], incident_id=incident.pk, title="Clean up").item
     assert item is not None
     return {"incident": incident.pk, "item": item.pk, "user": users["viewer"].pk}
 
 
-@pytest.fixture
-def client(api: Callable[[User | None], APIClient], users: dict[str, User]) -> APIClient:
+def admin_client(api: Callable[[User | None], APIClient], users: dict[str, User]) -> APIClient:
     return api(users["admin"])
+
+
+# As plain functions above, so other modules can make the same fixtures (tests/test_security_http.py).
+world = pytest.fixture(write_targets, name="world")
+client = pytest.fixture(admin_client, name="client")
 
 
 def snapshot() -> dict[str, Any]:

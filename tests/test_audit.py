@@ -1,6 +1,5 @@
 """The audit timeline is append-only at every layer, and its hash chain proves it untouched."""
 
-from collections.abc import Iterator
 from io import StringIO
 from itertools import pairwise
 from typing import Any
@@ -15,30 +14,17 @@ from accounts.models import User
 from incidents import audit_triggers, commands
 from incidents.audit import verify_incident
 from incidents.models import ActionItem, AppendOnlyError, AuditEvent, Incident
+from tests.audit_support import incident_with_a_timeline, triggers_down
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def incident(responder: User) -> Incident:
-    incident = commands.incident_create(actor=responder, title="Disk full", severity="high").incident
-    commands.incident_add_note(actor=responder, incident_id=incident.pk, body="first")
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="identified")
-    return incident
+incident = pytest.fixture(incident_with_a_timeline, name="incident")
+untriggered = pytest.fixture(triggers_down, name="untriggered")
 
 
 def stored(incident: Incident) -> list[tuple[Any, ...]]:
     return list(AuditEvent.objects.filter(incident=incident).order_by("seq").values_list("seq", "type", "data", "hash"))
-
-
-@pytest.fixture
-def untriggered() -> Iterator[None]:
-    """The append-only triggers dropped, for a test that must tamper on purpose, and put back after."""
-    audit_triggers.uninstall(connection)
-    try:
-        yield
-    finally:
-        audit_triggers.install(connection)
 
 
 def tamper(sql: str, params: list[Any]) -> None:

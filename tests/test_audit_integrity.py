@@ -13,7 +13,7 @@
 import importlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +29,7 @@ from accounts.models import User
 from incidents import audit_key, audit_triggers, commands
 from incidents.audit import verify_incident
 from incidents.models import AuditEvent, Incident
+from tests.audit_support import incident_with_a_timeline, triggers_down
 
 pytestmark = pytest.mark.django_db
 
@@ -36,22 +37,8 @@ KEY = "k" * 40
 migration_0003 = importlib.import_module("incidents.migrations.0003_audit_mac_and_refuse_truncate")
 
 
-@pytest.fixture
-def incident(responder: User) -> Incident:
-    incident = commands.incident_create(actor=responder, title="Disk full", severity="high").incident
-    commands.incident_add_note(actor=responder, incident_id=incident.pk, body="first")
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="identified")
-    return incident
-
-
-@pytest.fixture
-def untriggered() -> Iterator[None]:
-    """The row triggers dropped, for a test that must tamper on purpose, and put back after."""
-    audit_triggers.uninstall(connection)
-    try:
-        yield
-    finally:
-        audit_triggers.install(connection)
+incident = pytest.fixture(incident_with_a_timeline, name="incident")
+untriggered = pytest.fixture(triggers_down, name="untriggered")
 
 
 def sql(statement: str, params: list[Any] | None = None) -> None:

@@ -20,6 +20,7 @@ from accounts.models import User
 from incidents import commands
 from incidents.models import Incident
 
+from .scenes import checkout_latency_spike
 from .servers import DaphneServer
 from .test_browser import browser, signed_in_page, timeline_seqs  # noqa: F401 (the fixture is used by name)
 
@@ -124,12 +125,7 @@ def review_scene(make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
 
     opened = now - timedelta(hours=3)
     at(opened)
-    incident = commands.incident_create(
-        actor=alice,
-        title="Checkout latency spike",
-        severity="high",
-        summary="p99 above 2 s since deploy 8812; payments API timing out for ~5% of checkouts.",
-    ).incident
+    incident = checkout_latency_spike(alice)
     pk = incident.pk
     steps: list[tuple[int, Callable[[], Any]]] = [
         (1, lambda: commands.incident_update(actor=alice, incident_id=pk, commander=alice, assignees=[bob, carol])),

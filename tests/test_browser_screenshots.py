@@ -17,6 +17,7 @@ from accounts.models import User
 from incidents import commands
 from incidents.models import Incident
 
+from .scenes import checkout_latency_spike
 from .servers import DaphneServer
 from .test_browser import browser, signed_in_page  # noqa: F401 (the fixture is used by name)
 
@@ -38,12 +39,7 @@ def scene(make_user: Callable[..., User]) -> dict[str, Any]:
     carol = make_user("responder", "carol")
     dave = make_user("responder", "dave")
     make_user("viewer", "vic")
-    incident = commands.incident_create(
-        actor=alice,
-        title="Checkout latency spike",
-        severity="high",
-        summary="p99 above 2 s since deploy 8812; payments API timing out for ~5% of checkouts.",
-    ).incident
+    incident = checkout_latency_spike(alice)
     pk = incident.pk
     commands.incident_update(actor=alice, incident_id=pk, commander=alice)
     commands.incident_change_status(actor=alice, incident_id=pk, status="identified")

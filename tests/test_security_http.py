@@ -20,8 +20,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from incident_platform.jsonlimits import MAX_JSON_DEPTH, depth_exceeds
-from incidents import commands
-from tests.test_api_bad_input import WRITE_IDS, WRITES, assert_refused, snapshot
+from tests.test_api_bad_input import WRITE_IDS, WRITES, admin_client, assert_refused, snapshot, write_targets
 
 ANONYMOUS = ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"]
 WAY_TOO_DEEP = "[" * 200_000 + "]" * 200_000  # Python's parser gives up (RecursionError)
@@ -32,18 +31,9 @@ def nested_object(body: str) -> str:
     return '{"title": ' + body + ', "severity": "high"}'
 
 
-@pytest.fixture
-def world(users: dict[str, User]) -> dict[str, Any]:
-    """The ids the paths of WRITES need (as in test_api_bad_input)."""
-    incident = commands.incident_create(actor=users["responder"], title="Disk full", severity="high").incident
-    item = commands.action_item_add(actor=users["responder"], incident_id=incident.pk, title="Clean up").item
-    assert item is not None
-    return {"incident": incident.pk, "item": item.pk, "user": users["viewer"].pk}
-
-
-@pytest.fixture
-def client(api: Callable[[User | None], APIClient], users: dict[str, User]) -> APIClient:
-    return api(users["admin"])
+# The bad-input tests' fixtures: the ids the paths of WRITES need, and an admin's client.
+world = pytest.fixture(write_targets, name="world")
+client = pytest.fixture(admin_client, name="client")
 
 
 @pytest.mark.django_db
