@@ -77,6 +77,19 @@ def test_each_event_writes_one_delivery_per_matching_active_endpoint(responder: 
 
 
 @pytest.mark.django_db
+def test_a_change_through_the_rest_api_is_delivered_and_a_refused_one_is_not(
+    api: Any, responder: User, viewer: User
+) -> None:
+    endpoint(event_types=["note"])
+    incident = declare(responder)
+    path = f"/api/incidents/{incident.pk}/notes"
+    assert api(responder).post(path, {"body": "Paged the DBA"}, format="json").status_code == 201
+    assert api(viewer).post(path, {"body": "not mine"}, format="json").status_code == 403
+    [row] = WebhookDelivery.objects.all()
+    assert row.payload["event"]["data"] == {"body": "Paged the DBA"}
+
+
+@pytest.mark.django_db
 def test_a_rolled_back_command_leaves_no_delivery_and_no_event(responder: User) -> None:
     endpoint()
     incident = declare(responder)
@@ -436,6 +449,10 @@ def test_every_event_type_has_a_slack_line_naming_the_actor(responder: User) -> 
         assert line.startswith("*rae* ") and len(line) > len("*rae* ")
     event.type = "a_type_added_later"
     assert payloads.describe(event) == "*rae* recorded a type added later"
+    event.type, event.data = "status_update", {"body": "Rolling back <now>"}
+    assert payloads.describe(event) == "*rae* posted a status update: Rolling back &lt;now&gt;"
+    event.type, event.data = "update_cadence_change", {"from": None, "to": 30}
+    assert payloads.describe(event) == "*rae* set status updates every 30 min"
 
 
 # --- Purging the settled log ---------------------------------------------------------
