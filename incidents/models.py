@@ -78,7 +78,9 @@ class Incident(models.Model):
             models.Index(fields=["status", "severity", "-created_at"], name="incident_list_idx"),
             # The overview and the list's date range: incidents opened in a period.
             models.Index(fields=["created_at"], name="incident_created_idx"),
-            # "Mine": incidents I command.
+            # A commander's incidents, newest first (`WHERE commander_id = … ORDER BY created_at DESC`).
+            # Not "Mine" as written today: it ORs `commander_id = me` with EXISTS on assignees and action
+            # items, which PostgreSQL applies as a filter on every row (EXPLAIN), not as an index condition.
             models.Index(fields=["commander", "-created_at"], name="incident_commander_idx"),
         ]
 
