@@ -230,6 +230,7 @@ STATICFILES_DIRS = [
     # Front-end packages are pinned in package.json and installed by npm;
     # only their dist folders are served.
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
+    ("vendor/diff", NODE_MODULES / "diff" / "dist"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

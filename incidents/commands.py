@@ -107,6 +107,20 @@ def check_cadence(value: Any) -> int | None:
     return value
 
 
+# How a writer settled a conflict over the summary (see `incident_update`).
+RESOLVED_CONFLICT = ("merge", "replace")
+
+
+def check_resolved_conflict(value: Any, *, summary: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in RESOLVED_CONFLICT:
+        raise Invalid(fields={"resolved_conflict": [f'"{value}" is not one of: {", ".join(RESOLVED_CONFLICT)}.']})
+    if summary is UNSET:
+        raise Invalid(fields={"resolved_conflict": ["Only with a summary."]})
+    return str(value)
+
+
 def check_user(name: str, user: Any) -> Any:
     if user is not None and (not isinstance(user, User) or not user.is_active):
         raise Invalid(fields={name: ["Unknown user."]})
@@ -247,6 +261,7 @@ def incident_update(
     assignees: Sequence[Any] = UNSET,
     status_update_cadence: int | None = UNSET,
     expected_version: int | None = None,
+    resolved_conflict: str | None = None,
 ) -> CommandResult:
     """Change severity, summary, commander, assignees and the status-update cadence.
 
@@ -254,8 +269,14 @@ def incident_update(
     each (severity, then summary, then one `assignment` event for commander
     and assignees together, then the cadence). A field given with the value it
     already has changes nothing and records nothing.
+
+    `resolved_conflict` ("merge" or "replace", only with a summary) says the
+    writer saw a newer summary than the one they started from and chose to
+    merge with it or replace it; the summary_change event keeps it, so the
+    replaced author can be told how.
     """
     check_can_change(actor)
+    resolved_conflict = check_resolved_conflict(resolved_conflict, summary=summary)
     if severity is not UNSET:
         severity = check_severity(severity)
     if summary is not UNSET:
@@ -290,7 +311,8 @@ def incident_update(
                     incident,
                     actor=actor,
                     type=AuditEvent.Type.SUMMARY_CHANGE,
-                    data={"from": previous, "to": summary},
+                    data={"from": previous, "to": summary}
+                    | ({"resolved_conflict": resolved_conflict} if resolved_conflict else {}),
                     fields=["summary"],
                 )
             )

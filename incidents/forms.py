@@ -80,6 +80,10 @@ class CommanderForm(forms.Form):
 
 class SummaryForm(VersionedForm):
     summary = forms.CharField(max_length=Incident.SUMMARY_MAX_LENGTH, required=False, strip=False)
+    # After a conflict the room sends how the writer settled it (see commands.incident_update); blank otherwise.
+    resolved_conflict = forms.ChoiceField(
+        choices=[("", ""), ("merge", "merge"), ("replace", "replace")], required=False
+    )
 
 
 class AssigneeForm(forms.Form):

@@ -267,11 +267,22 @@ class IncidentUpdateInput(VersionedInput):
         max_value=Incident.CADENCE_MAX_MINUTES,
         help_text="Minutes between status updates; null: none.",
     )
+    resolved_conflict = serializers.ChoiceField(
+        choices=[("merge", "merge"), ("replace", "replace")],
+        required=False,
+        help_text="Only with `summary`: the writer saw a newer summary than the one they started from and chose to "
+        "merge with it or replace it (send the current `version`). Kept in the summary_change event's data.",
+    )
 
     def validate_assignees(self, value: list[Any]) -> list[Any]:
         if len(value) > 50:
             raise serializers.ValidationError("At most 50 assignees.")
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "resolved_conflict" in attrs and "summary" not in attrs:
+            raise serializers.ValidationError({"resolved_conflict": ["Only with a summary."]})
+        return attrs
 
 
 class StatusInput(VersionedInput):

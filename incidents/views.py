@@ -139,7 +139,8 @@ def describe_event(event: AuditEvent) -> str:
     if kind == T.SEVERITY_CHANGE:
         return f"severity {data.get('from')} → {data.get('to')}"
     if kind == T.SUMMARY_CHANGE:
-        return "updated the summary"
+        settled = {"merge": " (merged after a conflict)", "replace": " (replaced after a conflict)"}
+        return "updated the summary" + settled.get(data.get("resolved_conflict", ""), "")
     if kind == T.NOTE:
         return f"note: {data.get('body', '')}"
     if kind == T.STATUS_UPDATE:
@@ -405,7 +406,11 @@ def incident_commander(request: HttpRequest, pk: int) -> None:
 def incident_summary(request: HttpRequest, pk: int) -> None:
     data = _parsed(SummaryForm, request)
     commands.incident_update(
-        actor=request.user, incident_id=pk, summary=data["summary"], expected_version=data["version"]
+        actor=request.user,
+        incident_id=pk,
+        summary=data["summary"],
+        expected_version=data["version"],
+        resolved_conflict=data["resolved_conflict"] or None,
     )
 
 

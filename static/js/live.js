@@ -17,6 +17,7 @@ const BACKOFF_MAX_MS = 15000;
 const OFFLINE_AFTER_MS = 30000; // failing this long: say offline (and keep trying)
 const PING_EVERY_MS = 25000; // any reply proves the socket is alive
 const PING_TIMEOUT_MS = 10000;
+const FOCUS_RETRY_MS = 600; // after a focus:set refused as too fast
 
 const LABELS = {
   connecting: "◌ connecting…",
@@ -119,8 +120,18 @@ export class LiveSocket {
     this.timer = null;
     this.pingTimer = null;
     this.stopped = false;
-    window.addEventListener("online", () => this.retryNow());
-    window.addEventListener("offline", () => this.setStatus("offline"));
+    this.joined = false; // the socket is open and onOpen (the join) succeeded
+    // The browser's word on the network is a hint, not the truth: check the socket itself.
+    window.addEventListener("online", () => (this.isOpen ? this.probe() : this.retryNow()));
+    window.addEventListener("offline", () => {
+      this.setStatus("offline");
+      if (this.isOpen) this.probe();
+    });
+    // A page request the server answered: it is back, so do not wait out the backoff.
+    document.addEventListener("htmx:afterRequest", (event) => {
+      const status = event.detail.xhr?.status ?? 0;
+      if (status > 0 && status < 500) this.retryNow();
+    });
   }
 
   get url() {
@@ -132,10 +143,13 @@ export class LiveSocket {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
+  // The indicator says what the socket does now; the page hears each change
+  // (`live:state`), so errors that came from a lost connection can clear with it.
   setStatus(state) {
-    if (!this.indicator) return;
+    if (!this.indicator || this.indicator.dataset.state === state) return;
     this.indicator.dataset.state = state;
     this.indicator.textContent = LABELS[state];
+    document.dispatchEvent(new CustomEvent("live:state", { detail: { state } }));
   }
 
   connect() {
@@ -143,12 +157,14 @@ export class LiveSocket {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.addEventListener("open", () => {
-      this.setStatus("live");
       this.keepAlive();
       Promise.resolve(this.onOpen()).then(
         () => {
+          if (ws !== this.ws) return;
           this.attempt = 0;
           this.failingSince = null;
+          this.joined = true;
+          this.setStatus("live");
         },
         (error) => {
           // The join was refused (say Redis or the database is briefly down): a
@@ -170,6 +186,7 @@ export class LiveSocket {
     } catch {
       return;
     }
+    this.heard();
     if ((message.type === "ack" || message.type === "error") && this.pending.has(message.id)) {
       const { resolve, reject } = this.pending.get(message.id);
       this.pending.delete(message.id);
@@ -178,6 +195,14 @@ export class LiveSocket {
       return;
     }
     this.onMessage(message);
+  }
+
+  // Anything the server sends on a joined socket proves it works, whatever was said before.
+  heard() {
+    if (this.joined && this.isOpen) {
+      this.failingSince = null;
+      this.setStatus("live");
+    }
   }
 
   // Send one client message; resolves with its ack, rejects with its error (or a lost socket).
@@ -192,17 +217,22 @@ export class LiveSocket {
 
   keepAlive() {
     clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.probe(), PING_EVERY_MS);
+  }
+
+  // Ask the server for any reply: one proves the socket alive (see heard), none in time closes it.
+  probe() {
     const ws = this.ws;
-    this.pingTimer = setInterval(() => {
-      const timeout = setTimeout(() => ws.close(4000, "no reply to ping"), PING_TIMEOUT_MS);
-      // An error reply is a reply too: the socket is alive either way.
-      this.request("ping").catch(() => {}).finally(() => clearTimeout(timeout));
-    }, PING_EVERY_MS);
+    if (!this.isOpen) return;
+    const timeout = setTimeout(() => ws.close(4000, "no reply to ping"), PING_TIMEOUT_MS);
+    // An error reply is a reply too: the socket is alive either way.
+    this.request("ping").catch(() => {}).finally(() => clearTimeout(timeout));
   }
 
   closed(ws, code) {
     if (ws !== this.ws) return;
     clearInterval(this.pingTimer);
+    this.joined = false;
     for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
     this.pending.clear();
     this.ws = null;
@@ -334,21 +364,39 @@ function startRoom(root) {
     renderFocus();
   }
 
-  const sectionOf = (node) => node?.closest?.("[data-focus-section]")?.dataset.focusSection ?? null;
+  // "✎ carol editing" means an editor is open or a draft is typed in the section
+  // she is in, not that a control merely has focus; it clears on save, cancel or blur.
+  const TYPED = "textarea, input[type=text], input:not([type])";
+  const isEditing = (section) =>
+    section.querySelector("form.editor:not([hidden])") !== null ||
+    [...section.querySelectorAll(TYPED)].some((field) => field.value !== field.defaultValue && !field.closest("[hidden]"));
+  function editingSection() {
+    const section = root.contains(document.activeElement)
+      ? document.activeElement.closest("[data-focus-section]")
+      : null;
+    return section && isEditing(section) ? section.dataset.focusSection : null;
+  }
   let focusTimer = null;
   function focusChanged() {
     // Settle first: moving between two controls is a focusout then a focusin,
-    // and a swapped control is put back by htmx right after.
+    // a swapped control is put back by htmx right after, and a reset form empties after its event.
     clearTimeout(focusTimer);
     focusTimer = setTimeout(() => {
-      const section = root.contains(document.activeElement) ? sectionOf(document.activeElement) : null;
+      const section = editingSection();
       if (section === myFocus) return;
       myFocus = section;
-      if (live.isOpen) live.request("focus:set", { incident, section }).catch(() => {});
+      if (!live.isOpen) return;
+      live.request("focus:set", { incident, section }).catch((error) => {
+        // Refused for going too fast (the server allows a burst, then 2 a second): the others
+        // still see the old one, so say the newest again shortly rather than leave it standing.
+        if (error.code !== "rate_limited" || myFocus !== section) return;
+        myFocus = undefined;
+        setTimeout(focusChanged, FOCUS_RETRY_MS);
+      });
     }, 60);
   }
-  root.addEventListener("focusin", focusChanged);
-  root.addEventListener("focusout", focusChanged);
+  for (const type of ["focusin", "focusout", "input", "reset"]) root.addEventListener(type, focusChanged);
+  document.addEventListener("editing:changed", focusChanged);
 
   // -- The socket
   const live = new LiveSocket({
@@ -368,6 +416,7 @@ function startRoom(root) {
       switch (message.type) {
         case "incident:updated":
           updated(message);
+          if (message.event) document.dispatchEvent(new CustomEvent("live:event", { detail: message.event }));
           break;
         case "presence:joined":
         case "presence:left":

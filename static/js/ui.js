@@ -70,9 +70,25 @@ function errorSlot(detail) {
 }
 
 function wireHtmx() {
+  // A form's controls are disabled while it is sent, which takes the focus away:
+  // give it back afterwards (the note box stays ready for the next note).
+  let focused = null;
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt.contains?.(document.activeElement)) focused = document.activeElement;
+  });
+  document.body.addEventListener("htmx:afterRequest", () => {
+    const field = focused;
+    focused = null;
+    setTimeout(() => {
+      if (field?.isConnected && !field.disabled && document.activeElement === document.body) field.focus();
+    });
+  });
   document.body.addEventListener("htmx:beforeRequest", (event) => {
     const slot = errorSlot(event.detail);
-    if (slot && event.detail.requestConfig?.verb !== "get") slot.replaceChildren();
+    if (slot && event.detail.requestConfig?.verb !== "get") {
+      slot.replaceChildren();
+      delete slot.dataset.connectionError;
+    }
   });
   document.body.addEventListener("htmx:afterRequest", (event) => {
     const { elt, successful, xhr } = event.detail;
@@ -88,10 +104,21 @@ function wireHtmx() {
   const unreachable = (event) => {
     const slot = errorSlot(event.detail);
     const status = event.detail.xhr?.status ?? 0;
-    if (slot && (status === 0 || status >= 500)) slot.textContent = SERVER_DOWN;
+    if (slot && (status === 0 || status >= 500)) {
+      slot.textContent = SERVER_DOWN;
+      slot.dataset.connectionError = "";
+    }
   };
   document.body.addEventListener("htmx:sendError", unreachable);
   document.body.addEventListener("htmx:responseError", unreachable);
+  // Those errors came from the lost connection: they go when it is back (live.js says so).
+  document.addEventListener("live:state", (event) => {
+    if (event.detail.state !== "live") return;
+    for (const slot of document.querySelectorAll(".error[data-connection-error]")) {
+      slot.replaceChildren();
+      delete slot.dataset.connectionError;
+    }
+  });
   htmx.onLoad((content) => {
     localiseTimes(content);
     markOverdue(content);
@@ -116,6 +143,7 @@ function openSummaryEditor() {
   if (!form || !shown) return;
   form.querySelector("#summary-input").value = shown.dataset.summary;
   form.querySelector("#summary-version").value = shown.dataset.version;
+  form.dataset.base = shown.dataset.summary; // what the writer started from (a conflict compares with it)
   delete form.dataset.conflict;
   form.hidden = false;
   document.getElementById("summary-edit").hidden = true;
@@ -129,6 +157,7 @@ function closeSummaryEditor() {
   const button = document.getElementById("summary-edit");
   button.hidden = false;
   button.focus();
+  form.dispatchEvent(new CustomEvent("summary:closed", { bubbles: true }));
 }
 
 function wireSummaryEditor() {
@@ -139,12 +168,22 @@ function wireSummaryEditor() {
   form.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closeSummaryEditor();
   });
-  // After a conflict the latest summary is shown above the editor; the text
-  // being written is kept, and saving again replaces the latest on purpose.
+  // After a conflict the latest summary is shown above the editor and the text
+  // being written is kept. If the summary itself did not change (something else
+  // did), saving again replaces nothing; if it did, editing.js shows both with a
+  // diff and the writer merges or replaces on purpose.
   document.addEventListener("live:synced", () => {
     if (form.hidden || !form.dataset.conflict) return;
-    form.querySelector("#summary-version").value = document.getElementById("live-summary").dataset.version;
     delete form.dataset.conflict;
+    const shown = document.getElementById("live-summary");
+    const mine = form.querySelector("#summary-input").value;
+    const same = (a, b) => a.replace(/\r\n/g, "\n") === b.replace(/\r\n/g, "\n");
+    if (same(shown.dataset.summary, form.dataset.base ?? "") || same(shown.dataset.summary, mine)) {
+      form.querySelector("#summary-version").value = shown.dataset.version;
+      form.dataset.base = shown.dataset.summary;
+    } else {
+      form.dispatchEvent(new CustomEvent("summary:conflict", { bubbles: true }));
+    }
   });
 }
 
