@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -492,3 +493,47 @@ def test_purge_refuses_bad_arguments_and_deletes_nothing(responder: User, argume
     with pytest.raises(CommandError):
         call_command("purge_webhook_deliveries", *arguments, stdout=StringIO())
     assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_delivery_whose_endpoint_was_deleted_while_sending_is_dropped_quietly(responder: User) -> None:
+    hook = endpoint()
+    declare(responder)
+    [claimed] = delivery.claim(limit=1, now=timezone.now())
+    hook.delete()  # its deliveries go with it
+    assert delivery.record(claimed, delivery.Outcome(200, "", 3), now=timezone.now()) is None
+    assert not WebhookAttempt.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("arguments", [["--interval", "0"], ["--interval", "-1"], ["--batch", "0"], ["--batch", "x"]])
+def test_the_worker_refuses_bad_arguments(arguments: list[str]) -> None:
+    with pytest.raises(CommandError):
+        call_command("deliver_webhooks", "--once", *arguments, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_the_worker_loop_outlives_a_database_error_and_puts_back_the_signal_handlers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    from incidents.webhooks.management.commands import deliver_webhooks
+
+    calls: list[int] = []
+
+    def flaky(**kwargs: Any) -> Counter[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("the server closed the connection unexpectedly")
+        os.kill(os.getpid(), signal.SIGTERM)  # the second round asks the worker to stop, as systemd would
+        return Counter()
+
+    monkeypatch.setattr(deliver_webhooks, "deliver_due", flaky)
+    before = signal.getsignal(signal.SIGTERM)
+    out = StringIO()
+    call_command("deliver_webhooks", "--interval", "0.01", stdout=out)
+    assert len(calls) == 2
+    assert "database error; retrying" in caplog.text
+    assert "delivered 0, to retry 0, failed 0" in out.getvalue()
+    assert signal.getsignal(signal.SIGTERM) is before

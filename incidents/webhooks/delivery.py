@@ -118,11 +118,16 @@ def send(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Outcome:
         return Outcome(None, f"{type(error).__name__}: {reason}"[:500], took())
 
 
-def record(delivery: WebhookDelivery, outcome: Outcome, *, now: datetime) -> WebhookDelivery:
-    """Log the attempt and settle the delivery: delivered, failed for good, or due again after a backoff."""
+def record(delivery: WebhookDelivery, outcome: Outcome, *, now: datetime) -> WebhookDelivery | None:
+    """Log the attempt and settle the delivery: delivered, failed for good, or due again after a backoff.
+
+    None if the delivery is gone meanwhile (its endpoint was deleted while it was being sent).
+    """
     with transaction.atomic():
         # Read afresh under the lock: the attempt number is the row's, whoever else touched it.
-        row = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        row = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if row is None:
+            return None
         row.attempts += 1
         WebhookAttempt.objects.create(
             delivery=row,
@@ -165,6 +170,8 @@ def deliver_due(
             break
         outcome = send(delivery.endpoint, delivery)
         row = record(delivery, outcome, now=now)
+        if row is None:
+            continue
         settled[row.status] += 1
         logger.info(
             "webhook delivery %s to %s attempt %s: %s in %s ms%s",
