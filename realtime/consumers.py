@@ -60,7 +60,7 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
         self.counted_rooms: set[int] = set()  # in ws_joined_rooms and presence_entries
         self.focus_bucket = limits.focus_bucket()
         self.counter: limits.SocketCounter | None = None  # set once this socket holds one of its user's slots
-        self.slot_refresh: asyncio.Task[None] | None = None
+        self.group_refresh: asyncio.Task[None] | None = None
         self.session_key: str | None = None
         self.revoked = False  # the identity was withdrawn: frames still in flight are dropped unread
 
@@ -132,20 +132,23 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             if not await counter.claim(self.user_id, self.channel_name):
                 return False
             self.counter = counter
-            self.slot_refresh = asyncio.create_task(self.keep_slot(counter))
             await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+            self.group_refresh = asyncio.create_task(self.keep_user_group())
         except Exception as error:
             if not is_unavailable(error):
                 raise
             logger.warning("Socket of user %s not counted: Redis unreachable", self.user_id)
         return True
 
-    async def keep_slot(self, counter: limits.SocketCounter) -> None:
-        """The slot expires unless refreshed, so a dead process's sockets stop counting (as presence does)."""
+    async def keep_user_group(self) -> None:
+        """Stay in the user's group (sign-out and demotion reach sockets there) past the layer's group expiry.
+
+        The socket's slot needs no task of its own: the counter refreshes all of a process's slots in one batch.
+        """
         while True:
-            await asyncio.sleep(settings.PRESENCE_REFRESH_SECONDS)
+            await asyncio.sleep(self.channel_layer.group_expiry / 2)
             with contextlib.suppress(Exception):
-                await counter.refresh(self.user_id, self.channel_name)
+                await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
 
     async def close_at(self, expires_at: float) -> None:
         await asyncio.sleep(max(0.0, expires_at - time.time()))
@@ -159,8 +162,8 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.slot_refresh is not None:
-            self.slot_refresh.cancel()
+        if self.group_refresh is not None:
+            self.group_refresh.cancel()
         if self.counter is not None:
             with contextlib.suppress(Exception):
                 await self.counter.release(self.user_id, self.channel_name)

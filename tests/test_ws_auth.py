@@ -53,7 +53,9 @@ async def test_an_expired_token_is_closed_with_4401(connect: Connect, viewer: Us
 
 async def test_a_socket_is_closed_with_4401_when_its_token_expires(connect: Connect, viewer: User) -> None:
     token = AccessToken.for_user(viewer)
-    token.set_exp(lifetime=timedelta(seconds=1))
+    # Long enough to outlast a handshake on a loaded machine (1 s did not: the
+    # token had expired by the time the socket was let in), short enough to wait for.
+    token.set_exp(lifetime=timedelta(seconds=3))
     socket = await connect(token=str(token))
     assert (await socket.request("ping"))["type"] == "ack"
     assert await socket._next(2 * WAIT) == {"type": "websocket.close", "code": 4401}
