@@ -20,11 +20,11 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from accounts.permissions import CanChangeIncidentsOrReadOnly
 from incident_platform.schema import error_ref
 
-from . import commands
+from . import commands, notifications
 from .errors import CommandError, NotFound
 from .forms import LIST_SORT_CHOICES, PeriodForm
 from .idempotency import Outcome, command_content, run_once
-from .models import AuditEvent, IdempotencyKey, Incident
+from .models import AuditEvent, IdempotencyKey, Incident, Notification
 from .overview import overview_compute, overview_rows
 from .postmortem import postmortem_build, to_markdown
 from .selectors import events_filtered, incident_get, incident_list_queryset, incident_metrics_get, incident_replay
@@ -40,6 +40,9 @@ from .serializers import (
     IncidentSerializer,
     IncidentUpdateInput,
     NoteInput,
+    NotificationPageSerializer,
+    NotificationReadInput,
+    NotificationReadResultSerializer,
     OverviewSerializer,
     ReplayedStateSerializer,
     StatusInput,
@@ -551,3 +554,49 @@ class IncidentReplayApi(APIView):
         return Response(
             {"incident": pk, **state.as_dict(), "updated_at": event.as_data()["at"], "pinned": sorted(state.pinned)}
         )
+
+
+# --- Notifications ---------------------------------------------------------------------
+
+
+class NotificationListApi(APIView):
+    """The signed-in user's notifications, newest first, and how many are unread; nobody sees another's."""
+
+    pagination_class = IncidentPagination
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        unread = FlagField(required=False, help_text="`true`: only unread notifications.")
+
+    @extend_schema(
+        operation_id="notifications_list", parameters=[QuerySerializer], responses=NotificationPageSerializer
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        user_id = int(request.user.pk or 0)  # IsAuthenticated: a real user
+        rows = Notification.objects.filter(recipient_id=user_id).select_related("incident", "actor")
+        if query.validated_data.get("unread"):
+            rows = rows.filter(read_at__isnull=True)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows.order_by("-id"), request, view=self)
+        response = paginator.get_paginated_response([notifications.as_data(row) for row in page or []])
+        response.data["unread"] = notifications.unread_count(user_id)
+        return response
+
+
+class NotificationReadApi(APIView):
+    """Mark some (`ids`) or all of the signed-in user's notifications read."""
+
+    @extend_schema(
+        request=NotificationReadInput,
+        responses={
+            200: NotificationReadResultSerializer,
+            404: OpenApiResponse(
+                error_ref("NotFoundError"), description="An id is not one of your notifications: nothing changed."
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(NotificationReadInput, request)
+        result = notifications.mark_read(user=request.user, ids=data.get("ids"))
+        return Response(result)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from incident_platform.metrics import counted
 from incident_platform.text import shows_nothing
 
-from . import publishing
+from . import notifications, publishing
 from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from .models import ActionItem, AuditEvent, Incident, allowed_transitions
 from .webhooks import outbox
@@ -317,9 +317,11 @@ def incident_update(
                 )
             )
         assignment: dict[str, Any] = {}
+        given: dict[str, list[Any]] = {}  # role -> the people newly given it (they are notified)
         if commander is not UNSET and commander != incident.commander:
             assignment["commander"] = {"from": _ref(incident.commander), "to": _ref(commander)}
             incident.commander = commander
+            given["commander"] = [commander]
         if assignees is not UNSET:
             current = {user.pk: user for user in incident.assignees.all()}
             wanted = {user.pk: user for user in assignees}
@@ -329,16 +331,17 @@ def incident_update(
                 incident.assignees.add(*added)
                 incident.assignees.remove(*removed)
                 assignment["assignees"] = {"added": [_ref(u) for u in added], "removed": [_ref(u) for u in removed]}
+                given["assignee"] = added
         if assignment:
-            events.append(
-                _record(
-                    incident,
-                    actor=actor,
-                    type=AuditEvent.Type.ASSIGNMENT,
-                    data=assignment,
-                    fields=["commander"] if "commander" in assignment else [],
-                )
+            event = _record(
+                incident,
+                actor=actor,
+                type=AuditEvent.Type.ASSIGNMENT,
+                data=assignment,
+                fields=["commander"] if "commander" in assignment else [],
             )
+            events.append(event)
+            notifications.notify_assigned(incident=incident, event=event, actor=actor, given=given)
         if status_update_cadence is not UNSET and status_update_cadence != incident.status_update_cadence:
             events.append(_replace(incident, actor=actor, field="status_update_cadence", value=status_update_cadence))
     return CommandResult(incident=incident, events=events)
@@ -350,6 +353,7 @@ def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResu
     body = check_text("body", body, max_length=10_000, allow_blank=False).strip()
     with _locked(incident_id, expected_version=None) as incident:
         event = _record(incident, actor=actor, type=AuditEvent.Type.NOTE, data={"body": body})
+        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body)
     return CommandResult(incident=incident, events=[event])
 
 
@@ -371,6 +375,7 @@ def incident_post_status_update(*, actor: Any, incident_id: int, body: str) -> C
             fields=["last_status_update_body", "last_status_update_at", "last_status_update_by"],
             at=now,
         )
+        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body)
     return CommandResult(incident=incident, events=[event])
 
 

@@ -323,3 +323,47 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class Notification(models.Model):
+    """An in-app notification: someone was mentioned in, or given a role on, an incident.
+
+    Written by the command that appended the event (`incidents.notifications`),
+    in the same transaction, and pushed to the recipient's sockets after the
+    commit. Reading one only sets `read_at`.
+    """
+
+    class Kind(models.TextChoices):
+        MENTION = "mention"
+        ASSIGNMENT = "assignment"
+
+    EXCERPT_LENGTH = 200
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="notifications")
+    seq = models.PositiveIntegerField(help_text="The event that caused it.")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # For an assignment, the role given: commander, assignee (and any other incident role).
+    role = models.CharField(max_length=32, blank=True, default="")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The start of the note or update that mentioned the recipient (a snapshot, as events are).
+    excerpt = models.CharField(max_length=EXCERPT_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One notification of a kind per person per event (a name mentioned twice is one mention).
+            models.UniqueConstraint(
+                fields=["recipient", "incident", "seq", "kind"], name="notification_once_per_event_unique"
+            ),
+        ]
+        indexes = [
+            # The bell: a user's notifications, newest first, and the unread count (read_at IS NULL).
+            models.Index(fields=["recipient", "-id"], name="notification_recipient_idx"),
+            models.Index(fields=["recipient", "read_at"], name="notification_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id}: {self.kind} #{self.incident_id}/{self.seq}"

@@ -234,6 +234,41 @@ class ReplayedStateSerializer(serializers.Serializer[Any]):
     pinned = serializers.ListField(child=serializers.IntegerField(), help_text="The seqs pinned at that point.")
 
 
+class NotificationIncidentSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+
+
+class NotificationSerializer(serializers.Serializer[Any]):
+    """An in-app notification, as `incidents.notifications.as_data` gives it (REST and `notification:new`)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["mention", "assignment"])
+    role = serializers.CharField(
+        allow_null=True, help_text="For an assignment: the role given (`commander`, `assignee`, …); else null."
+    )
+    incident = NotificationIncidentSerializer()
+    seq = serializers.IntegerField(min_value=1, help_text="The event that caused it.")
+    actor = ActorSerializer()
+    excerpt = serializers.CharField(allow_blank=True, help_text="For a mention: the start of the note or update.")
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField(help_text="The incident's page, at the event.")
+
+
+class NotificationPageSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    unread = serializers.IntegerField(help_text="How many of this user's notifications are unread (all pages).")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = NotificationSerializer(many=True)
+
+
+class NotificationReadResultSerializer(serializers.Serializer[Any]):
+    marked = serializers.IntegerField(help_text="How many were unread and are now read.")
+    unread = serializers.IntegerField()
+
+
 # --- Input --------------------------------------------------------------------
 
 
@@ -308,3 +343,23 @@ class ActionItemUpdateInput(StrictSerializer):
     title = serializers.CharField(max_length=ActionItem.TITLE_MAX_LENGTH, required=False)
     owner = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
     done = serializers.BooleanField(required=False)
+
+
+class NotificationReadInput(StrictSerializer):
+    """Exactly one of `ids` (this user's notifications) or `all: true`."""
+
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, min_length=1, max_length=200
+    )
+    all = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if isinstance(ids, list) and not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise serializers.ValidationError({"ids": ["A list of notification ids (integers)."]})
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("ids" in attrs) == bool(attrs.get("all")):
+            raise serializers.ValidationError({"non_field_errors": ["Give either `ids` or `all: true`."]})
+        return attrs

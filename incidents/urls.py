@@ -3,6 +3,8 @@ from django.urls import path
 from . import apis
 
 urlpatterns = [
+    path("notifications", apis.NotificationListApi.as_view(), name="api-notifications"),
+    path("notifications/read", apis.NotificationReadApi.as_view(), name="api-notifications-read"),
     path("overview", apis.OverviewApi.as_view(), name="api-overview"),
     path("incidents", apis.IncidentListApi.as_view(), name="api-incident-list"),
     path("incidents/<int:pk>", apis.IncidentDetailApi.as_view(), name="api-incident-detail"),

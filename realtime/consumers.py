@@ -365,6 +365,14 @@ class IncidentConsumer(AsyncJsonWebsocketConsumer):
             self.revoked = True
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
+    async def notification_new(self, message: dict[str, Any]) -> None:
+        """Someone mentioned this user or gave them a role (incidents.notifications): tell this socket."""
+        if self.revoked:
+            return
+        await self.send_json(
+            {"type": "notification:new", "notification": message["notification"], "unread": message["unread"]}
+        )
+
     # --- Rooms and presence -----------------------------------------------------------
 
     @property

@@ -17,7 +17,7 @@ from incidents import commands
 from incidents.models import Incident
 
 from .servers import DaphneServer
-from .test_browser import api, browser, csp_violations, signed_in_page, token  # noqa: F401 (fixture)
+from .test_browser import api, browser, csp_violations, in_thread, signed_in_page, token  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -101,6 +101,95 @@ def test_a_status_update_reaches_the_other_room_and_the_list_live_and_clears_the
         expect(rae.locator("#timeline-list")).to_contain_text("status updates every 30 min")
         expect(rae.locator("#cadence-select")).to_have_value("30")
         assert axe_violations(rae) == []
+        for page in (rae, other, vic):
+            assert page.errors == []
+            assert csp_violations(page) == []
+
+
+# Stands in for the browser's Notification API: records what would be shown, and grants permission when asked.
+FAKE_NOTIFICATIONS = """
+window.shownNotifications = [];
+window.Notification = class {
+  static permission = "default";
+  static requestPermission() { window.Notification.permission = "granted"; return Promise.resolve("granted"); }
+  constructor(title, options) { window.shownNotifications.push({title, body: (options || {}).body}); }
+  addEventListener() {}
+};
+"""
+
+
+def test_a_mention_and_an_assignment_light_the_bell_and_the_tab_title_live(
+    responder: User,
+    bea: User,
+    viewer: User,
+    browser: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    incident = in_thread(
+        lambda: commands.incident_create(actor=responder, title="Payments down", severity="critical").incident
+    )
+    with DaphneServer() as server:
+        rae = signed_in_page(browser, server, responder.username)
+        other = signed_in_page(browser, server, bea.username)
+        vic = signed_in_page(browser, server, viewer.username)
+        vic.context.add_init_script(FAKE_NOTIFICATIONS)
+        rae.goto(f"{server.url}/incidents/{incident.pk}/")
+        other.goto(f"{server.url}/overview")  # neither room nor list: the bell keeps its own socket
+        vic.reload()  # the list, with the stand-in Notification API
+        for page in (rae, vic):
+            expect(page.locator("#live-indicator")).to_have_text("● live")
+        for page in (other, vic):
+            expect(page.locator("#bell-count")).to_be_hidden()
+            expect(page.locator("#bell-button")).to_have_attribute("aria-label", "Notifications, none unread")
+        other_title, vic_title = other.title(), vic.title()
+
+        # Vic allows browser notifications from the bell's menu (a user gesture).
+        vic.click("#bell-button")
+        vic.click("#bell-permission")
+        expect(vic.locator("#bell-permission")).to_be_hidden()
+        vic.keyboard.press("Escape")
+        expect(vic.locator("#bell-menu")).to_be_hidden()
+
+        # Rae mentions both in a note: each bell and tab title count it, live.
+        rae.fill("#note-body", "@bea @vic please look at https://grafana.example.com/d/1")
+        rae.click(".note-form button[type=submit]")
+        mention = rae.locator("#timeline-list .mention").first
+        expect(mention).to_have_text("@bea")
+        for page, title in ((other, other_title), (vic, vic_title)):
+            expect(page.locator("#bell-count")).to_have_text("1")
+            expect(page.locator("#bell-button")).to_have_attribute("aria-label", "Notifications, 1 unread")
+            page.wait_for_function("expected => document.title === expected", arg=f"(1) {title}")
+        vic.wait_for_function("window.shownNotifications.length === 1")
+        shown = vic.evaluate("window.shownNotifications[0]")
+        assert shown["title"] == f"rae mentioned you in #{incident.pk} Payments down"
+
+        # An assignment counts too.
+        access = token(server, responder.username)
+        api(server, "PATCH", f"/api/incidents/{incident.pk}", {"assignees": [bea.pk]}, access)
+        expect(other.locator("#bell-count")).to_have_text("2")
+        other.wait_for_function("expected => document.title === expected", arg=f"(2) {other_title}")
+
+        # Bea opens the bell and the mention: it takes her to the incident, at the event, and is read.
+        other.click("#bell-button")
+        items = other.locator("#bell-list a[data-notification]")
+        expect(items).to_have_count(2)
+        expect(items.first).to_contain_text(f"rae made you an assignee of #{incident.pk} Payments down")
+        expect(items.nth(1)).to_contain_text("rae mentioned you in")
+        expect(items.nth(1)).to_contain_text("@bea @vic please look")
+        assert axe_violations(other) == []
+        items.nth(1).click()
+        other.wait_for_url(f"{server.url}/incidents/{incident.pk}/#event-*")
+        expect(other.locator("#live-indicator")).to_have_text("● live")
+        expect(other.locator("#bell-count")).to_have_text("1")
+        expect(other.locator("#timeline-list .mention").first).to_have_text("@bea")
+
+        # Mark all read: the count and the title clear.
+        other.click("#bell-button")
+        other.click("#bell-read-all")
+        expect(other.locator("#bell-count")).to_be_hidden()
+        other.wait_for_function("() => !document.title.startsWith('(')")
+        assert axe_violations(vic) == []
         for page in (rae, other, vic):
             assert page.errors == []
             assert csp_violations(page) == []

@@ -87,7 +87,7 @@ async def test_every_message_and_every_reply_and_push_match_the_schema(
     await talk.call(alice, "focus:set", incident=incident, section="notes")
     await talk.call(alice, "incident:updateStatus", incident=incident, status="identified", version=1, key="k-1")
     await talk.call(alice, "incident:update", incident=incident, severity="critical", commander=responder.pk)
-    await talk.call(alice, "incident:addNote", incident=incident, body="Rolled back")
+    await talk.call(alice, "incident:addNote", incident=incident, body="Rolled back, @vic")
     await talk.call(alice, "incident:postStatusUpdate", incident=incident, body="We are rolling back.")
     await talk.call(alice, "incident:update", incident=incident, status_update_cadence=30)
     added = await talk.call(alice, "incident:addActionItem", incident=incident, title="Add an alert", owner=None)
@@ -114,6 +114,7 @@ async def test_every_message_and_every_reply_and_push_match_the_schema(
         "incident:created": await bob.push("incident:created"),
         "incident:listChanged": await bob.push("incident:listChanged"),
         "incident:viewers": await bob.push("incident:viewers"),
+        "notification:new": await bob.push("notification:new"),
     }
     assert sorted(seen) == sorted(PUSHES)
     for kind, message in seen.items():

@@ -157,6 +157,7 @@ export class LiveSocket {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.addEventListener("open", () => {
+      document.dispatchEvent(new CustomEvent("live:open"));
       this.keepAlive();
       Promise.resolve(this.onOpen()).then(
         () => {
@@ -194,6 +195,8 @@ export class LiveSocket {
       else reject(Object.assign(new Error(message.message), { code: message.code }));
       return;
     }
+    // Messages for the whole page (notification:new, to the bell in bell.js) go to whoever listens.
+    if (message.type === "notification:new") document.dispatchEvent(new CustomEvent("live:notification", { detail: message }));
     this.onMessage(message);
   }
 
@@ -558,7 +561,13 @@ function startList(page) {
   live.connect();
 }
 
+// A page with neither still keeps a socket for the bell: the user's notifications arrive on it.
+function startBare() {
+  new LiveSocket({ indicator: null, onOpen() {}, onMessage() {} }).connect();
+}
+
 const room = document.getElementById("room");
 const list = document.getElementById("incident-list-page");
 if (room) startRoom(room);
 else if (list) startList(list);
+else if (document.getElementById("bell")) startBare();
