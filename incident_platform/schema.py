@@ -63,9 +63,14 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     "PermissionError": _error("The role may not do this (or a session write without its CSRF token).", ["forbidden"]),
     "NotFoundError": _error("No such object (or page).", ["not_found"]),
     "VersionConflictError": _error(
-        "`version` was given and the incident has moved on: nothing changed; `version` is the current one.",
-        ["conflict"],
-        version={"type": "integer", "required": True},
+        "A stale `version` (`conflict`, with the current `version`), or a change to a resolved incident "
+        "(`invalid_transition`: reopen it first). Nothing changed.",
+        ["conflict", "invalid_transition"],
+        version={"type": "integer", "description": "The incident's current version (with `conflict`)."},
+    ),
+    "ResolvedConflictError": _error(
+        "The incident is resolved: its action items change only after it is reopened. Nothing changed.",
+        ["invalid_transition"],
     ),
     "StatusConflictError": _error(
         "A stale `version` (`conflict`, with the current `version`), or a move the current status does not allow "

@@ -306,7 +306,10 @@ SPECTACULAR_SETTINGS = {
     # Clients speak JSON; the form parsers are there for the browsable API's forms.
     "PARSER_WHITELIST": ["incident_platform.parsers.JSONParser"],
     # Two error bodies answer only `conflict` (a stale version, a pin that conflicts): one enum for both.
-    "ENUM_NAME_OVERRIDES": {"ConflictCodeEnum": ["conflict"]},
+    "ENUM_NAME_OVERRIDES": {
+        "ConflictCodeEnum": ["conflict"],
+        "StateConflictCodeEnum": ["conflict", "invalid_transition"],
+    },
 }
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------

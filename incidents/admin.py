@@ -14,12 +14,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import ForeignKey, ManyToManyField, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from . import commands
 from .errors import CommandError
+from .forms import role_holders
 from .metrics import format_duration
 from .models import ActionItem, AuditEvent, Incident
 from .selectors import incident_metrics_get
@@ -50,11 +53,19 @@ class IncidentAdminForm(forms.ModelForm):
     # changed meanwhile is a conflict, not a silent overwrite of their change.
     expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
+    # Kept in the status_change event when the status moves to resolved (and only then).
+    resolution = forms.CharField(
+        required=False,
+        max_length=Incident.RESOLUTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required when the status moves to resolved: how it was resolved.",
+    )
+
     command_error: CommandError | None = None
 
     class Meta:
         model = Incident
-        fields = ["title", "status", "severity", "summary", "commander", "assignees"]
+        fields = ["title", "status", "severity", "summary", "commander", "comms_lead", "scribe", "assignees"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,9 +99,26 @@ class IncidentAdminForm(forms.ModelForm):
                     commands.check_transition(incident, status)
                 except CommandError as error:
                     self.add_error("status", _error_text(error))
+        status = cleaned.get("status")
+        if status:
+            moving = incident.pk is None or status != incident.status
+            try:
+                commands.check_resolution(status if moving else "", cleaned.get("resolution") or None)
+            except CommandError as error:
+                self.add_error("resolution", " ".join(error.fields.get("resolution", [error.message])))
         if self.command_error is not None:
             self.add_error(None, _error_text(self.command_error))
         return cleaned
+
+
+class ResolveSelectedForm(forms.Form):
+    """The admin action's second step: the one resolution note the selected incidents are resolved with."""
+
+    resolution = forms.CharField(
+        max_length=Incident.RESOLUTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text="How they were resolved: kept in each incident's status_change event.",
+    )
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -149,12 +177,12 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title"]
     list_select_related = ["commander", "created_by"]
     ordering = ["-created_at", "-id"]
-    autocomplete_fields = ["commander", "assignees"]
+    autocomplete_fields = ["commander", "comms_lead", "scribe", "assignees"]
     inlines = [ActionItemInline, TimelineInline]
     actions = ["resolve_selected"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Incident | None = None) -> Any:
-        main = ["title", "status", "severity", "summary", "commander", "assignees"]
+        main = ["title", "status", "resolution", "severity", "summary", *Incident.ROLES, "assignees"]
         if obj is None:
             return [(None, {"fields": main})]
         return [
@@ -166,8 +194,7 @@ class IncidentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Incident | None = None) -> Any:
         if obj is None:
             return []
-        # The title is what the incident was opened as; there is no command to rename it.
-        return ["title", "version", "created_by", "created_at", "updated_at", "resolved_at", "durations"]
+        return ["version", "created_by", "created_at", "updated_at", "resolved_at", "durations"]
 
     @admin.display(description="time to resolve", ordering="resolved_at")
     def time_to_resolve_display(self, obj: Incident) -> str:
@@ -194,8 +221,8 @@ class IncidentAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("commander", "created_by")
 
     def formfield_for_foreignkey(self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "commander":
-            kwargs["queryset"] = User.objects.filter(is_active=True)
+        if db_field.name in Incident.ROLES:
+            kwargs["queryset"] = role_holders()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
@@ -240,31 +267,50 @@ class IncidentAdmin(admin.ModelAdmin):
         """Apply the form through the commands; never `obj.save()`."""
         data = form.cleaned_data
         actor = request.user
+        resolution = data.get("resolution") or None
+        roles = {name: data[name] for name in Incident.ROLES}
         if change:
+            # A resolved incident changes only once reopened, and is changed before it is resolved:
+            # so a reopen goes first and a resolve last.
+            version = data.get("expected_version")
+            # `obj` already carries the form's values: the stored status is the form's initial one.
+            stored_status = form.initial.get("status")
+            if stored_status == Incident.Status.RESOLVED and data["status"] != Incident.Status.RESOLVED:
+                version = commands.incident_change_status(
+                    actor=actor, incident_id=obj.pk, status=data["status"], expected_version=version
+                ).incident.version
             result = commands.incident_update(
                 actor=actor,
                 incident_id=obj.pk,
+                title=data["title"],
                 severity=data["severity"],
                 summary=data["summary"],
-                commander=data["commander"],
                 assignees=list(data["assignees"]),
-                expected_version=data.get("expected_version"),
+                expected_version=version,
+                **roles,
             )
-            version = result.incident.version
             if data["status"] != result.incident.status:
                 commands.incident_change_status(
-                    actor=actor, incident_id=obj.pk, status=data["status"], expected_version=version
+                    actor=actor,
+                    incident_id=obj.pk,
+                    status=data["status"],
+                    expected_version=result.incident.version,
+                    resolution=resolution,
                 )
         else:
             incident = commands.incident_create(
                 actor=actor, title=data["title"], severity=data["severity"], summary=data["summary"]
             ).incident
-            if data["commander"] is not None or data["assignees"]:
+            # A role left empty keeps its default (the declarer commands).
+            given = {name: user for name, user in roles.items() if user is not None}
+            if given or data["assignees"]:
                 commands.incident_update(
-                    actor=actor, incident_id=incident.pk, commander=data["commander"], assignees=list(data["assignees"])
+                    actor=actor, incident_id=incident.pk, assignees=list(data["assignees"]), **given
                 )
             if data["status"] != incident.status:
-                commands.incident_change_status(actor=actor, incident_id=incident.pk, status=data["status"])
+                commands.incident_change_status(
+                    actor=actor, incident_id=incident.pk, status=data["status"], resolution=resolution
+                )
             obj.pk = incident.pk
             obj._state.adding = False
         # Show what the commands stored, not the form's copy of it.
@@ -280,14 +326,29 @@ class IncidentAdmin(admin.ModelAdmin):
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
-    @admin.action(description="Resolve selected incidents", permissions=["change"])
-    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        """Resolve each through the command; report the ones that cannot be (already resolved, say)."""
+    @admin.action(description="Resolve selected incidents…", permissions=["change"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> TemplateResponse | None:
+        """Ask for the resolution note (a page of its own), then resolve each through the command;
+        report the ones that cannot be (already resolved, say)."""
+        form = ResolveSelectedForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Resolve incidents",
+                "opts": self.model._meta,
+                "form": form,
+                "incidents": queryset.order_by("pk"),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/incidents/incident/resolve_selected.html", context)
+        resolution = form.cleaned_data["resolution"]
         resolved: list[str] = []
         skipped: list[str] = []
         for incident in queryset.order_by("pk"):
             try:
-                commands.incident_change_status(actor=request.user, incident_id=incident.pk, status="resolved")
+                commands.incident_change_status(
+                    actor=request.user, incident_id=incident.pk, status="resolved", resolution=resolution
+                )
             except CommandError as error:
                 skipped.append(f"{incident}: {error.message}")
             else:
@@ -296,6 +357,7 @@ class IncidentAdmin(admin.ModelAdmin):
             self.message_user(request, f"Resolved {len(resolved)} incident(s).", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"Skipped {len(skipped)} incident(s): " + "; ".join(skipped), messages.WARNING)
+        return None
 
 
 @admin.register(AuditEvent)

@@ -99,7 +99,11 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "with a different command or body is a 400.",
 )
 VERSION_CONFLICT = OpenApiResponse(
-    error_ref("VersionConflictError"), description="`version` is stale: nothing changed; the body has the current one."
+    error_ref("VersionConflictError"),
+    description="`version` is stale (the body has the current one), or the incident is resolved: nothing changed.",
+)
+RESOLVED_CONFLICT = OpenApiResponse(
+    error_ref("ResolvedConflictError"), description="The incident is resolved (reopen it first): nothing changed."
 )
 STATUS_CONFLICT = OpenApiResponse(
     error_ref("StatusConflictError"),
@@ -248,7 +252,11 @@ class IncidentStatusApi(APIView):
 
         def execute() -> Outcome:
             result = commands.incident_change_status(
-                actor=request.user, incident_id=pk, status=data["status"], expected_version=data.get("version")
+                actor=request.user,
+                incident_id=pk,
+                status=data["status"],
+                expected_version=data.get("version"),
+                resolution=data.get("resolution"),
             )
             return Outcome(status.HTTP_200_OK, result.state)
 
@@ -294,7 +302,11 @@ class ActionItemListApi(APIView):
         items = incident.action_items.select_related("owner")
         return Response(ActionItemSerializer(items, many=True).data)
 
-    @extend_schema(request=ActionItemAddInput, responses={201: ActionItemSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=ActionItemAddInput,
+        responses={201: ActionItemSerializer, 409: RESOLVED_CONFLICT},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = _validated(ActionItemAddInput, request)
 
@@ -308,7 +320,11 @@ class ActionItemListApi(APIView):
 class ActionItemDetailApi(APIView):
     permission_classes = [CanChangeIncidentsOrReadOnly]
 
-    @extend_schema(request=ActionItemUpdateInput, responses=ActionItemSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=ActionItemUpdateInput,
+        responses={200: ActionItemSerializer, 409: RESOLVED_CONFLICT},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
     def patch(self, request: Request, pk: int, item: int) -> Response:
         data = _validated(ActionItemUpdateInput, request)
 

@@ -8,7 +8,8 @@ For one incident, `verify_incident` checks, naming the first problem:
    hash, and no unkeyed event follows a keyed one;
 3. the rows: `Incident.version` is the last seq (a cut-off tail or a change
    without an event shows here), and the incident's title, status, severity,
-   summary, commander, assignees and action items are what its events say
+   summary, incident roles (commander, communications lead, scribe), assignees
+   and action items are what its events say
    (`incidents.replay`).
 
 What each check can and cannot catch is in the README ("The audit timeline").
@@ -121,6 +122,8 @@ def _compare_rows(incident_id: int, state: ReplayedState | None) -> AuditProblem
         "severity": incident.severity,
         "summary": incident.summary,
         "commander": incident.commander_id,
+        "comms_lead": incident.comms_lead_id,
+        "scribe": incident.scribe_id,
         "assignees": sorted(incident.assignees.values_list("pk", flat=True)),
         "action_items": [
             {"id": item.pk, "title": item.title, "owner": item.owner_id, "done": item.done}
@@ -133,6 +136,8 @@ def _compare_rows(incident_id: int, state: ReplayedState | None) -> AuditProblem
         "severity": state.severity,
         "summary": state.summary,
         "commander": state.commander["id"] if state.commander else None,
+        "comms_lead": _id(state.roles.get("comms_lead")),
+        "scribe": _id(state.roles.get("scribe")),
         "assignees": [user["id"] for user in state.assignees],
         "action_items": [
             {
@@ -148,6 +153,10 @@ def _compare_rows(incident_id: int, state: ReplayedState | None) -> AuditProblem
         if value != told[name]:
             return AuditProblem(incident_id, None, f"{name} is {_short(value)} but its events say {_short(told[name])}")
     return None
+
+
+def _id(user: Any) -> int | None:
+    return user["id"] if user else None
 
 
 def _short(value: Any) -> str:

@@ -127,6 +127,46 @@ def check_user(name: str, user: Any) -> Any:
     return user
 
 
+ROLE_WORDS = {
+    "commander": "the commander",
+    "comms_lead": "the communications lead",
+    "scribe": "the scribe",
+    "owner": "an action item's owner",
+}
+
+
+def check_role_holder(name: str, user: Any) -> Any:
+    """An incident role or an action item goes to a responder or an admin (or nobody).
+
+    A viewer only looks, so it cannot be made to hold part of an incident;
+    neither can a deactivated account.
+    """
+    check_user(name, user)
+    if user is not None and not user.can_change_incidents:
+        raise Invalid(
+            f"{user.username} is a viewer: only responders and admins can be {ROLE_WORDS[name]}.",
+            fields={name: [f"Only responders and admins can be {ROLE_WORDS[name]}; {user.username} is a viewer."]},
+        )
+    return user
+
+
+def check_open(incident: Incident) -> None:
+    """A resolved incident reads as closed: its fields, people and action items change only after a reopen."""
+    if incident.status == Incident.Status.RESOLVED:
+        raise InvalidTransition("The incident is resolved: reopen it to change it.")
+
+
+def check_resolution(status: str, resolution: Any) -> str | None:
+    """Resolving says how it was resolved; no other move carries a resolution."""
+    if status != Incident.Status.RESOLVED:
+        if resolution is not None:
+            raise Invalid(fields={"resolution": ["Only a move to resolved carries a resolution."]})
+        return None
+    if resolution is None:
+        raise Invalid(fields={"resolution": ["Required to resolve: say how it was resolved."]})
+    return check_text("resolution", resolution, max_length=Incident.RESOLUTION_MAX_LENGTH, allow_blank=False).strip()
+
+
 # --- The transaction shape every change shares --------------------------------
 
 
@@ -142,7 +182,7 @@ def _locked(incident_id: int, *, expected_version: int | None) -> Iterator[Incid
         # The people the state names come with the row (only the row is locked).
         incident = (
             Incident.objects.select_for_update(of=("self",))
-            .select_related("commander", "created_by", "last_status_update_by")
+            .select_related("commander", "comms_lead", "scribe", "created_by", "last_status_update_by")
             .filter(pk=incident_id)
             .first()
         )
@@ -207,14 +247,21 @@ def incident_create(*, actor: Any, title: str, severity: str, summary: str = "")
     summary = check_text("summary", summary, max_length=Incident.SUMMARY_MAX_LENGTH, allow_blank=True)
     with transaction.atomic():
         now = timezone.now()
+        # The declarer commands until someone else is named: a responder or an admin, as check_can_change said.
         incident = Incident.objects.create(
-            title=title, severity=severity, summary=summary, created_by=actor, created_at=now, updated_at=now
+            title=title,
+            severity=severity,
+            summary=summary,
+            commander=actor,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
         )
         event = _record(
             incident,
             actor=actor,
             type=AuditEvent.Type.INCIDENT_CREATED,
-            data={"title": title, "severity": severity, "summary": summary},
+            data={"title": title, "severity": severity, "summary": summary, "commander": _ref(actor)},
             at=now,
         )
     return CommandResult(incident=incident, events=[event])
@@ -222,9 +269,11 @@ def incident_create(*, actor: Any, title: str, severity: str, summary: str = "")
 
 @counted
 def incident_change_status(
-    *, actor: Any, incident_id: int, status: str, expected_version: int | None = None
+    *, actor: Any, incident_id: int, status: str, expected_version: int | None = None, resolution: str | None = None
 ) -> CommandResult:
+    """Move the status; a move to resolved carries a non-blank `resolution`, kept in the event."""
     check_can_change(actor)
+    resolution = check_resolution(status, resolution)
     with _locked(incident_id, expected_version=expected_version) as incident:
         check_transition(incident, status)
         previous = incident.status
@@ -243,7 +292,7 @@ def incident_change_status(
             incident,
             actor=actor,
             type=AuditEvent.Type.STATUS_CHANGE,
-            data={"from": previous, "to": status},
+            data={"from": previous, "to": status, **({"resolution": resolution} if resolution is not None else {})},
             fields=["status", "resolved_at", "identified_at", "mitigated_at"],
             at=now,
         )
@@ -255,20 +304,25 @@ def incident_update(
     *,
     actor: Any,
     incident_id: int,
+    title: str = UNSET,
     severity: str = UNSET,
     summary: str = UNSET,
     commander: Any = UNSET,
+    comms_lead: Any = UNSET,
+    scribe: Any = UNSET,
     assignees: Sequence[Any] = UNSET,
     status_update_cadence: int | None = UNSET,
     expected_version: int | None = None,
     resolved_conflict: str | None = None,
 ) -> CommandResult:
-    """Change severity, summary, commander, assignees and the status-update cadence.
+    """Change the title, severity, summary, incident roles, assignees and the status-update cadence.
 
     Each kind of change is its own accepted change: one event and one version
-    each (severity, then summary, then one `assignment` event for commander
-    and assignees together, then the cadence). A field given with the value it
-    already has changes nothing and records nothing.
+    each (title, severity, then summary, then one `assignment` event for the
+    roles and assignees together, then the cadence). A field given with the
+    value it already has changes nothing and records nothing. A resolved
+    incident refuses any real change (409 `invalid_transition`) until it is
+    reopened.
 
     `resolved_conflict` ("merge" or "replace", only with a summary) says the
     writer saw a newer summary than the one they started from and chose to
@@ -277,13 +331,19 @@ def incident_update(
     """
     check_can_change(actor)
     resolved_conflict = check_resolved_conflict(resolved_conflict, summary=summary)
+    if title is not UNSET:
+        title = check_text("title", title, max_length=Incident.TITLE_MAX_LENGTH, allow_blank=False).strip()
     if severity is not UNSET:
         severity = check_severity(severity)
     if summary is not UNSET:
         summary = check_text("summary", summary, max_length=Incident.SUMMARY_MAX_LENGTH, allow_blank=True)
-    if commander is not UNSET:
-        check_user("commander", commander)
+    given = zip(Incident.ROLES, (commander, comms_lead, scribe), strict=True)
+    roles = {name: user for name, user in given if user is not UNSET}
+    for name, user in roles.items():
+        check_role_holder(name, user)
     if assignees is not UNSET:
+        # Assignees are not an incident role (the contract names commander, communications lead and scribe):
+        # any active user may be assigned, though the room offers only responders and admins.
         for user in assignees:
             check_user("assignees", user)
     if status_update_cadence is not UNSET:
@@ -291,58 +351,57 @@ def incident_update(
 
     events: list[AuditEvent] = []
     with _locked(incident_id, expected_version=expected_version) as incident:
-        if severity is not UNSET and severity != incident.severity:
-            previous = incident.severity
-            incident.severity = severity
-            events.append(
-                _record(
-                    incident,
-                    actor=actor,
-                    type=AuditEvent.Type.SEVERITY_CHANGE,
-                    data={"from": previous, "to": severity},
-                    fields=["severity"],
-                )
+        changes: list[tuple[str, str, Any]] = [
+            (name, kind, value)
+            for name, kind, value in (
+                ("title", AuditEvent.Type.TITLE_CHANGE, title),
+                ("severity", AuditEvent.Type.SEVERITY_CHANGE, severity),
+                ("summary", AuditEvent.Type.SUMMARY_CHANGE, summary),
             )
-        if summary is not UNSET and summary != incident.summary:
-            previous = incident.summary
-            incident.summary = summary
-            events.append(
-                _record(
-                    incident,
-                    actor=actor,
-                    type=AuditEvent.Type.SUMMARY_CHANGE,
-                    data={"from": previous, "to": summary}
-                    | ({"resolved_conflict": resolved_conflict} if resolved_conflict else {}),
-                    fields=["summary"],
-                )
-            )
-        assignment: dict[str, Any] = {}
-        given: dict[str, list[Any]] = {}  # role -> the people newly given it (they are notified)
-        if commander is not UNSET and commander != incident.commander:
-            assignment["commander"] = {"from": _ref(incident.commander), "to": _ref(commander)}
-            incident.commander = commander
-            given["commander"] = [commander]
+            if value is not UNSET and value != getattr(incident, name)
+        ]
+        assignment: dict[str, Any] = {
+            name: {"from": _ref(getattr(incident, name)), "to": _ref(user)}
+            for name, user in roles.items()
+            if user != getattr(incident, name)
+        }
+        added: list[Any] = []
+        removed: list[Any] = []
         if assignees is not UNSET:
             current = {user.pk: user for user in incident.assignees.all()}
             wanted = {user.pk: user for user in assignees}
             added = [wanted[pk] for pk in sorted(wanted.keys() - current.keys())]
             removed = [current[pk] for pk in sorted(current.keys() - wanted.keys())]
             if added or removed:
-                incident.assignees.add(*added)
-                incident.assignees.remove(*removed)
                 assignment["assignees"] = {"added": [_ref(u) for u in added], "removed": [_ref(u) for u in removed]}
-                given["assignee"] = added
+        cadence = status_update_cadence is not UNSET and status_update_cadence != incident.status_update_cadence
+        if changes or assignment or cadence:
+            check_open(incident)
+        for name, kind, value in changes:
+            data = {"from": getattr(incident, name), "to": value}
+            if name == "summary" and resolved_conflict:
+                data["resolved_conflict"] = resolved_conflict
+            setattr(incident, name, value)
+            events.append(_record(incident, actor=actor, type=kind, data=data, fields=[name]))
         if assignment:
+            # role -> the people newly given it (they are notified)
+            given: dict[str, list[Any]] = {name: [user] for name, user in roles.items() if name in assignment}
+            for name, user in roles.items():
+                setattr(incident, name, user)
+            if added:
+                given["assignee"] = added
+            incident.assignees.add(*added)
+            incident.assignees.remove(*removed)
             event = _record(
                 incident,
                 actor=actor,
                 type=AuditEvent.Type.ASSIGNMENT,
                 data=assignment,
-                fields=["commander"] if "commander" in assignment else [],
+                fields=[name for name in Incident.ROLES if name in assignment],
             )
             events.append(event)
             notifications.notify_assigned(incident=incident, event=event, actor=actor, given=given)
-        if status_update_cadence is not UNSET and status_update_cadence != incident.status_update_cadence:
+        if cadence:
             events.append(_replace(incident, actor=actor, field="status_update_cadence", value=status_update_cadence))
     return CommandResult(incident=incident, events=events)
 
@@ -383,8 +442,9 @@ def incident_post_status_update(*, actor: Any, incident_id: int, body: str) -> C
 def action_item_add(*, actor: Any, incident_id: int, title: str, owner: Any = None) -> CommandResult:
     check_can_change(actor)
     title = check_text("title", title, max_length=ActionItem.TITLE_MAX_LENGTH, allow_blank=False).strip()
-    check_user("owner", owner)
+    check_role_holder("owner", owner)
     with _locked(incident_id, expected_version=None) as incident:
+        check_open(incident)
         item = ActionItem.objects.create(incident=incident, title=title, owner=owner)
         event = _record(incident, actor=actor, type=AuditEvent.Type.ACTION_ITEM_ADDED, data={"item": item.as_data()})
     return CommandResult(incident=incident, events=[event], item=item)
@@ -404,7 +464,7 @@ def action_item_update(
     if title is not UNSET:
         title = check_text("title", title, max_length=ActionItem.TITLE_MAX_LENGTH, allow_blank=False).strip()
     if owner is not UNSET:
-        check_user("owner", owner)
+        check_role_holder("owner", owner)
     if done is not UNSET and not isinstance(done, bool):
         raise Invalid(fields={"done": ["Must be true or false."]})
     with _locked(incident_id, expected_version=None) as incident:
@@ -418,6 +478,7 @@ def action_item_update(
                 changed.append(name)
         if not changed:
             return CommandResult(incident=incident, item=item)
+        check_open(incident)
         item.save(update_fields=changed)
         event = _record(
             incident,

@@ -16,6 +16,15 @@ def active_users() -> Any:
     return User.objects.filter(is_active=True).order_by("username")
 
 
+def role_holders() -> Any:
+    """Who the room offers as commander, communications lead, scribe, assignee or owner: responders and admins.
+
+    The forms still accept any active user's id, so a forged choice reaches
+    the command, which refuses a viewer with a message naming the field.
+    """
+    return active_users().filter(role__in=[User.Role.RESPONDER, User.Role.ADMIN])
+
+
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.username)
@@ -68,6 +77,16 @@ class VersionedForm(forms.Form):
 
 class StatusForm(VersionedForm):
     status = forms.ChoiceField(choices=Incident.Status.choices)
+    resolution = forms.CharField(required=False, max_length=Incident.RESOLUTION_MAX_LENGTH)
+
+
+class TitleForm(forms.Form):
+    title = forms.CharField(max_length=Incident.TITLE_MAX_LENGTH)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[(name, name) for name in Incident.ROLES])
+    user = UserChoiceField(queryset=active_users(), required=False)
 
 
 class SeverityForm(forms.Form):

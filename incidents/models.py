@@ -39,6 +39,9 @@ class Incident(models.Model):
     STATUS_UPDATE_MAX_LENGTH = 5_000
     # An update cadence is whole minutes, from one minute to a week.
     CADENCE_MAX_MINUTES = 7 * 24 * 60
+    RESOLUTION_MAX_LENGTH = 10_000
+    # The incident roles, each one user or null, as they are named in the API, the socket and `assignment` events.
+    ROLES: ClassVar[tuple[str, ...]] = ("commander", "comms_lead", "scribe")
 
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVESTIGATING)
@@ -46,6 +49,18 @@ class Incident(models.Model):
     summary = models.TextField(blank=True, default="", max_length=SUMMARY_MAX_LENGTH)
     commander = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="commanded_incidents"
+    )
+    # The incident roles beside the commander: one person each (a responder or an admin), or nobody.
+    comms_lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="communications lead",
+    )
+    scribe = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="assigned_incidents")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -219,6 +234,7 @@ class AuditEvent(models.Model):
         SUMMARY_CHANGE = "summary_change"
         NOTE = "note"
         ASSIGNMENT = "assignment"
+        TITLE_CHANGE = "title_change"
         ACTION_ITEM_ADDED = "action_item_added"
         ACTION_ITEM_UPDATED = "action_item_updated"
         EVENT_PINNED = "event_pinned"

@@ -64,6 +64,8 @@ def state_of(incident: Incident) -> dict[str, Any]:
         "status": incident.status,
         "severity": incident.severity,
         "commander": _ref(incident.commander),
+        "comms_lead": _ref(incident.comms_lead),
+        "scribe": _ref(incident.scribe),
         "created_at": _when(incident.created_at),
         "updated_at": _when(incident.updated_at),
         "resolved_at": _when(incident.resolved_at),

@@ -106,9 +106,9 @@ ACTION_ITEMS = Prefetch("action_items", queryset=ActionItem.objects.select_relat
 
 
 def incident_state_queryset() -> QuerySet[Incident]:
-    return Incident.objects.select_related("commander", "created_by", "last_status_update_by").prefetch_related(
-        "assignees", ACTION_ITEMS
-    )
+    return Incident.objects.select_related(
+        "commander", "comms_lead", "scribe", "created_by", "last_status_update_by"
+    ).prefetch_related("assignees", ACTION_ITEMS)
 
 
 def incident_get(incident_id: Any) -> Incident | None:

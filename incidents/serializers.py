@@ -94,6 +94,8 @@ class IncidentListSerializer(serializers.ModelSerializer[Incident]):
 class IncidentSerializer(IncidentListSerializer):
     """The whole state of an incident: what `state` carries in every update."""
 
+    comms_lead = UserRefSerializer(allow_null=True, read_only=True, help_text="The communications lead.")
+    scribe = UserRefSerializer(allow_null=True, read_only=True)
     assignees = UserRefSerializer(many=True, read_only=True)
     created_by = UserRefSerializer(read_only=True)
     action_items = ActionItemSerializer(many=True, read_only=True)
@@ -102,6 +104,8 @@ class IncidentSerializer(IncidentListSerializer):
     class Meta(IncidentListSerializer.Meta):
         fields = [
             *IncidentListSerializer.Meta.fields,
+            "comms_lead",
+            "scribe",
             "summary",
             "assignees",
             "created_by",
@@ -276,6 +280,11 @@ def _users() -> Any:
     return User.objects.filter(is_active=True)
 
 
+def _role_holder(**kwargs: Any) -> Any:
+    """A user id for an incident role or an item's owner: the command refuses a viewer (400, naming the field)."""
+    return serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True, **kwargs)
+
+
 class IncidentCreateInput(StrictSerializer):
     title = serializers.CharField(max_length=Incident.TITLE_MAX_LENGTH)
     severity = serializers.ChoiceField(choices=Incident.Severity.choices)
@@ -289,11 +298,14 @@ class VersionedInput(StrictSerializer):
 
 
 class IncidentUpdateInput(VersionedInput):
+    title = serializers.CharField(max_length=Incident.TITLE_MAX_LENGTH, required=False)
     severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
     summary = serializers.CharField(
         max_length=Incident.SUMMARY_MAX_LENGTH, required=False, allow_blank=True, trim_whitespace=False
     )
-    commander = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
+    commander = _role_holder(help_text="A responder or an admin (a user id), or null.")
+    comms_lead = _role_holder(help_text="The communications lead: a responder or an admin (a user id), or null.")
+    scribe = _role_holder(help_text="A responder or an admin (a user id), or null.")
     assignees = serializers.PrimaryKeyRelatedField(queryset=_users(), many=True, required=False)
     status_update_cadence = serializers.IntegerField(
         required=False,
@@ -322,6 +334,12 @@ class IncidentUpdateInput(VersionedInput):
 
 class StatusInput(VersionedInput):
     status = serializers.ChoiceField(choices=Incident.Status.choices)
+    resolution = serializers.CharField(
+        max_length=Incident.RESOLUTION_MAX_LENGTH,
+        required=False,
+        help_text="How it was resolved: required with `status: resolved` (not blank), refused with any other status. "
+        "Kept in the `status_change` event's data.",
+    )
 
 
 class NoteInput(StrictSerializer):
@@ -336,12 +354,12 @@ class StatusUpdateInput(StrictSerializer):
 
 class ActionItemAddInput(StrictSerializer):
     title = serializers.CharField(max_length=ActionItem.TITLE_MAX_LENGTH)
-    owner = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True, default=None)
+    owner = _role_holder(default=None, help_text="A responder or an admin (a user id), or null.")
 
 
 class ActionItemUpdateInput(StrictSerializer):
     title = serializers.CharField(max_length=ActionItem.TITLE_MAX_LENGTH, required=False)
-    owner = serializers.PrimaryKeyRelatedField(queryset=_users(), required=False, allow_null=True)
+    owner = _role_holder(help_text="A responder or an admin (a user id), or null.")
     done = serializers.BooleanField(required=False)
 
 

@@ -35,13 +35,15 @@ from .forms import (
     PeriodForm,
     PinForm,
     ReplayForm,
+    RoleForm,
     SeverityForm,
     StatusForm,
     StatusUpdateForm,
     SummaryForm,
     TimelineFilterForm,
-    active_users,
+    TitleForm,
     first_error,
+    role_holders,
 )
 from .models import AuditEvent, Incident
 from .selectors import event_actors, events_filtered, incident_get, incident_list_queryset, pinned_seqs
@@ -125,6 +127,9 @@ def _names(users: list[dict[str, Any]]) -> str:
     return ", ".join(str(user.get("username", "?")) for user in users)
 
 
+ROLE_NAMES = {"commander": "commander", "comms_lead": "communications lead", "scribe": "scribe"}
+
+
 def describe_event(event: AuditEvent) -> str:
     """The event in its own words ("investigating → identified", "assigned carol", "note: …")."""
     data: dict[str, Any] = event.data or {}
@@ -135,12 +140,16 @@ def describe_event(event: AuditEvent) -> str:
     if kind == T.STATUS_CHANGE:
         if data.get("from") == Incident.Status.RESOLVED:
             return f"reopened it: {data.get('from')} → {data.get('to')}"
+        if data.get("resolution"):
+            return f"{data.get('from')} → {data.get('to')}: {data['resolution']}"
         return f"{data.get('from')} → {data.get('to')}"
     if kind == T.SEVERITY_CHANGE:
         return f"severity {data.get('from')} → {data.get('to')}"
     if kind == T.SUMMARY_CHANGE:
         settled = {"merge": " (merged after a conflict)", "replace": " (replaced after a conflict)"}
         return "updated the summary" + settled.get(data.get("resolved_conflict", ""), "")
+    if kind == T.TITLE_CHANGE:
+        return f"renamed it “{data.get('from', '')}” → “{data.get('to', '')}”"
     if kind == T.NOTE:
         return f"note: {data.get('body', '')}"
     if kind == T.STATUS_UPDATE:
@@ -153,13 +162,14 @@ def describe_event(event: AuditEvent) -> str:
         return f"{verb} event {data.get('seq')} ({str(data.get('type', '')).replace('_', ' ')})"
     if kind == T.ASSIGNMENT:
         parts = []
-        commander = data.get("commander")
-        if commander:
-            new, old = commander.get("to"), commander.get("from")
-            if new:
-                parts.append(f"made {new.get('username')} commander")
-            elif old:
-                parts.append(f"removed {old.get('username')} as commander")
+        for role, words in ROLE_NAMES.items():
+            change = data.get(role)
+            if change:
+                new, old = change.get("to"), change.get("from")
+                if new:
+                    parts.append(f"made {new.get('username')} {words}")
+                elif old:
+                    parts.append(f"removed {old.get('username')} as {words}")
         assignees = data.get("assignees") or {}
         if assignees.get("added"):
             parts.append(f"assigned {_names(assignees['added'])}")
@@ -232,12 +242,17 @@ CADENCE_CHOICES = [15, 30, 60, 120, 240]
 def _room_context(
     request: HttpRequest, incident: Incident, events: list[AuditEvent], pinned: set[int] | frozenset[int] = frozenset()
 ) -> dict[str, Any]:
-    users = list(active_users())
+    # Only responders and admins are offered for a role, an assignment or an item (never a viewer).
+    users = list(role_holders())
     assignees = list(incident.assignees.all())
     assigned = {user.pk for user in assignees}
+    can_change = request.user.can_change_incidents  # type: ignore[union-attr]
     return {
         "incident": incident,
-        "can_change": request.user.can_change_incidents,  # type: ignore[union-attr]
+        "can_change": can_change,
+        # A resolved incident's fields, people and items are read-only until it is reopened (notes still go in).
+        "can_edit": can_change and incident.is_open,
+        "open_items": [item for item in incident.action_items.all() if not item.done],
         "transitions": incident.allowed_transitions(),
         "severities": Incident.Severity.choices,
         "users": users,
@@ -386,8 +401,25 @@ def incident_new(request: HttpRequest) -> HttpResponse:
 def incident_status(request: HttpRequest, pk: int) -> None:
     data = _parsed(StatusForm, request)
     commands.incident_change_status(
-        actor=request.user, incident_id=pk, status=data["status"], expected_version=data["version"]
+        actor=request.user,
+        incident_id=pk,
+        status=data["status"],
+        expected_version=data["version"],
+        # The resolve dialog's note; an empty box is no note (refused when resolving).
+        resolution=data["resolution"] or None,
     )
+
+
+@command_view
+def incident_title(request: HttpRequest, pk: int) -> None:
+    data = _parsed(TitleForm, request)
+    commands.incident_update(actor=request.user, incident_id=pk, title=data["title"])
+
+
+@command_view
+def incident_role(request: HttpRequest, pk: int) -> None:
+    data = _parsed(RoleForm, request)
+    commands.incident_update(actor=request.user, incident_id=pk, **{data["role"]: data["user"]})
 
 
 @command_view

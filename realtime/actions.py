@@ -159,7 +159,11 @@ COMMANDS: dict[str, CommandSpec] = {
     "incident:updateStatus": CommandSpec(
         StatusInput,
         lambda actor, incident_id, _item, data: commands.incident_change_status(
-            actor=actor, incident_id=incident_id, status=data["status"], expected_version=data.get("version")
+            actor=actor,
+            incident_id=incident_id,
+            status=data["status"],
+            expected_version=data.get("version"),
+            resolution=data.get("resolution"),
         ),
     ),
     "incident:update": CommandSpec(IncidentUpdateInput, _update),

@@ -129,7 +129,7 @@ def test_incident_change_page_query_count_does_not_grow_with_timeline(
 
 def test_incident_change_page_shows_the_durations_from_the_timeline(staff: Client, responder: User) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     page = staff.get(change_url(incident)).content.decode()
     assert "Durations (computed from the timeline)" in page
     assert "to resolve 0 s" in page and "reopens 0" in page and "responders rae" in page
@@ -137,7 +137,7 @@ def test_incident_change_page_shows_the_durations_from_the_timeline(staff: Clien
 
 def test_incident_list_shows_the_time_to_resolve(staff: Client, responder: User) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     page = staff.get(reverse("admin:incidents_incident_changelist")).content.decode()
     assert "time to resolve" in page.lower()
     assert '<td class="field-time_to_resolve_display">0 s</td>' in page
@@ -242,7 +242,7 @@ def test_saving_an_unchanged_form_records_nothing(staff: Client, responder: User
 
 def test_invalid_transition_is_a_form_error_and_changes_nothing(staff: Client, responder: User) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     data = form_data(staff, change_url(incident))
     data.update(status="monitoring", severity="low")
     response = staff.post(change_url(incident), data)
@@ -303,22 +303,28 @@ def test_adding_an_incident_runs_create_then_assignment_then_status(staff: Clien
     assert events_of(incident) == [(1, "incident_created"), (2, "assignment"), (3, "status_change")]
 
 
-def test_title_and_record_fields_are_read_only_after_creation(staff: Client, responder: User) -> None:
+def test_record_fields_are_read_only_and_a_rename_is_a_title_change(staff: Client, responder: User) -> None:
     incident = make_incident(responder)
     data = form_data(staff, change_url(incident))
-    assert "title" not in data and "version" not in data and "created_by" not in data
-    data.update(title="Renamed", version="99")
+    assert "version" not in data and "created_by" not in data
+    data.update(title="  Renamed  ", version="99")
     staff.post(change_url(incident), data)
     incident.refresh_from_db()
-    assert (incident.title, incident.version) == ("Disk full on db-3", 1)
+    assert (incident.title, incident.version) == ("Renamed", 2)
+    assert AuditEvent.objects.get(incident=incident, seq=2).data == {"from": "Disk full on db-3", "to": "Renamed"}
 
 
 def test_resolve_action_resolves_open_incidents_and_reports_the_rest(staff: Client, responder: User) -> None:
     open_one, already = make_incident(responder), make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=already.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=already.pk, status="resolved", resolution="Fixed.")
     response = staff.post(
         reverse("admin:incidents_incident_changelist"),
-        {"action": "resolve_selected", "_selected_action": [open_one.pk, already.pk]},
+        {
+            "action": "resolve_selected",
+            "_selected_action": [open_one.pk, already.pk],
+            "apply": "Resolve",
+            "resolution": "Rolled back.",
+        },
         follow=True,
     )
     texts = [str(m) for m in response.context["messages"]]

@@ -353,7 +353,9 @@ def test_moving_to_the_current_status_is_an_invalid_transition(client: APIClient
 
 
 def test_a_resolved_incident_only_reopens(client: APIClient, world: dict[str, Any], users: dict[str, User]) -> None:
-    commands.incident_change_status(actor=users["admin"], incident_id=world["incident"], status="resolved")
+    commands.incident_change_status(
+        actor=users["admin"], incident_id=world["incident"], status="resolved", resolution="Fixed."
+    )
     before = snapshot()
     body = assert_refused(send(client, "post", STATUS, world, {"status": "monitoring"}), 409)
     assert body["code"] == "invalid_transition"

@@ -51,7 +51,7 @@ def test_schemathesis_finds_nothing(
         incident = commands.incident_create(actor=responder, title=title, severity="high").incident
         commands.action_item_add(actor=responder, incident_id=incident.pk, title="Roll back")
         commands.incident_add_note(actor=responder, incident_id=incident.pk, body="Looking")
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
 
     with DaphneServer(AUTH_THROTTLE_RATE="1000000/min") as server:
         result = subprocess.run(

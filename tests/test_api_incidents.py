@@ -33,7 +33,7 @@ LIST_ROW = {
     "latest_status_update",
     "status_update_cadence",
 }
-STATE = LIST_ROW | {"summary", "assignees", "created_by", "action_items", "allowed_transitions"}
+STATE = LIST_ROW | {"comms_lead", "scribe", "summary", "assignees", "created_by", "action_items", "allowed_transitions"}
 
 
 def make(actor: User, title: str = "Disk full on db-3", severity: str = "high", **extra: Any) -> Incident:
@@ -49,7 +49,7 @@ def seqs(incident_id: int) -> list[int]:
 
 def test_list_puts_open_incidents_first_then_the_most_severe_then_the_newest(api: Api, responder: User) -> None:
     resolved = make(responder, "resolved critical", "critical")
-    commands.incident_change_status(actor=responder, incident_id=resolved.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=resolved.pk, status="resolved", resolution="Fixed.")
     make(responder, "low", "low")
     make(responder, "older critical", "critical")
     make(responder, "high", "high")
@@ -81,7 +81,7 @@ def test_list_filters_by_status_severity_and_title(
     make(responder)
     make(responder, "Search lag", "low")
     payments = make(responder, "Payments 503", "critical")
-    commands.incident_change_status(actor=responder, incident_id=payments.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=payments.pk, status="resolved", resolution="Fixed.")
     body = api(responder).get("/api/incidents", query).json()
     assert [row["title"] for row in body["results"]] == titles
     assert body["count"] == len(titles)
@@ -127,17 +127,17 @@ def test_list_query_count_does_not_grow_with_rows(
 # --- The detail and the timeline ---------------------------------------------------------
 
 
-def test_detail_is_the_state_with_its_history(api: Api, responder: User, viewer: User) -> None:
+def test_detail_is_the_state_with_its_history(api: Api, responder: User, viewer: User, admin: User) -> None:
     incident = make(responder, summary="at 97%")
     commands.incident_update(actor=responder, incident_id=incident.pk, commander=responder, assignees=[viewer])
-    commands.action_item_add(actor=responder, incident_id=incident.pk, title="Clean up", owner=viewer)
+    commands.action_item_add(actor=responder, incident_id=incident.pk, title="Clean up", owner=admin)
     body = api(viewer).get(f"/api/incidents/{incident.pk}").json()
     assert set(body) == STATE | {"history"}
     assert (body["version"], body["summary"], body["status"]) == (3, "at 97%", "investigating")
     assert body["commander"]["username"] == "rae"
     assert [u["username"] for u in body["assignees"]] == ["vic"]
     assert body["action_items"] == [
-        {"id": body["action_items"][0]["id"], "title": "Clean up", "owner": body["assignees"][0], "done": False}
+        {"id": body["action_items"][0]["id"], "title": "Clean up", "owner": admin.as_ref(), "done": False}
     ]
     assert body["allowed_transitions"] == ["identified", "monitoring", "resolved"]
     assert [(e["seq"], e["type"]) for e in body["history"]] == [
@@ -148,7 +148,12 @@ def test_detail_is_the_state_with_its_history(api: Api, responder: User, viewer:
     first = body["history"][0]
     assert first["actor"] == {"id": responder.pk, "username": "rae"}
     assert first["at"].endswith("Z")
-    assert first["data"] == {"title": "Disk full on db-3", "severity": "high", "summary": "at 97%"}
+    assert first["data"] == {
+        "title": "Disk full on db-3",
+        "severity": "high",
+        "summary": "at 97%",
+        "commander": responder.as_ref(),
+    }
 
 
 def test_detail_history_is_the_newest_100_events_oldest_first(api: Api, responder: User) -> None:
@@ -252,7 +257,8 @@ def test_patch_changes_only_the_fields_given(api: Api, responder: User) -> None:
 def test_patch_with_the_current_values_records_nothing(api: Api, responder: User) -> None:
     incident = make(responder, summary="same")
     response = api(responder).patch(
-        f"/api/incidents/{incident.pk}", {"severity": "high", "summary": "same", "commander": None, "assignees": []}
+        f"/api/incidents/{incident.pk}",
+        {"severity": "high", "summary": "same", "commander": responder.pk, "assignees": []},
     )
     assert response.status_code == 200
     assert response.json()["version"] == 1
@@ -286,20 +292,22 @@ def test_patch_with_a_matching_version_applies_every_change_in_order(api: Api, r
 
 
 def test_patch_clears_the_commander_with_null_and_assignees_with_an_empty_list(
-    api: Api, responder: User, viewer: User
+    api: Api, responder: User, viewer: User, admin: User
 ) -> None:
     incident = make(responder)
-    commands.incident_update(actor=responder, incident_id=incident.pk, commander=viewer, assignees=[viewer, responder])
+    commands.incident_update(actor=responder, incident_id=incident.pk, commander=admin, assignees=[viewer, responder])
     body = api(responder).patch(f"/api/incidents/{incident.pk}", {"commander": None, "assignees": []}).json()
     assert (body["commander"], body["assignees"], body["version"]) == (None, [], 3)
     data = AuditEvent.objects.get(incident=incident, seq=3).data
-    assert data["commander"] == {"from": viewer.as_ref(), "to": None}
+    assert data["commander"] == {"from": admin.as_ref(), "to": None}
     assert [u["username"] for u in data["assignees"]["removed"]] == ["rae", "vic"]
 
 
 def test_status_returns_the_new_state_and_resolving_stamps_resolved_at(api: Api, responder: User) -> None:
     incident = make(responder)
-    response = api(responder).post(f"/api/incidents/{incident.pk}/status", {"status": "resolved", "version": 1})
+    response = api(responder).post(
+        f"/api/incidents/{incident.pk}/status", {"status": "resolved", "version": 1, "resolution": "Fixed."}
+    )
     body = response.json()
     assert response.status_code == 200
     assert set(body) == STATE
@@ -321,13 +329,13 @@ def test_note_returns_201_with_its_event(api: Api, responder: User) -> None:
     }
 
 
-def test_action_item_add_returns_201_with_the_item(api: Api, responder: User, viewer: User) -> None:
+def test_action_item_add_returns_201_with_the_item(api: Api, responder: User, admin: User) -> None:
     incident = make(responder)
-    response = api(responder).post(f"/api/incidents/{incident.pk}/action-items", {"title": "Alert", "owner": viewer.pk})
+    response = api(responder).post(f"/api/incidents/{incident.pk}/action-items", {"title": "Alert", "owner": admin.pk})
     assert response.status_code == 201
     body = response.json()
-    assert (body["title"], body["owner"]["username"], body["done"]) == ("Alert", "vic", False)
-    assert AuditEvent.objects.get(incident=incident, seq=2).data == {"item": {**body, "owner": viewer.as_ref()}}
+    assert (body["title"], body["owner"]["username"], body["done"]) == ("Alert", "ada", False)
+    assert AuditEvent.objects.get(incident=incident, seq=2).data == {"item": {**body, "owner": admin.as_ref()}}
 
 
 def test_action_item_update_returns_the_item_and_lists_what_changed(api: Api, responder: User) -> None:
@@ -342,12 +350,12 @@ def test_action_item_update_returns_the_item_and_lists_what_changed(api: Api, re
     assert AuditEvent.objects.get(incident=incident, seq=3).data["changed"] == ["done"]
 
 
-def test_action_items_are_listed_with_their_owners(api: Api, responder: User, viewer: User) -> None:
+def test_action_items_are_listed_with_their_owners(api: Api, responder: User, viewer: User, admin: User) -> None:
     incident = make(responder)
-    commands.action_item_add(actor=responder, incident_id=incident.pk, title="First", owner=viewer)
+    commands.action_item_add(actor=responder, incident_id=incident.pk, title="First", owner=admin)
     commands.action_item_add(actor=responder, incident_id=incident.pk, title="Second")
     body = api(viewer).get(f"/api/incidents/{incident.pk}/action-items").json()
-    assert [(i["title"], i["owner"] and i["owner"]["username"]) for i in body] == [("First", "vic"), ("Second", None)]
+    assert [(i["title"], i["owner"] and i["owner"]["username"]) for i in body] == [("First", "ada"), ("Second", None)]
 
 
 # --- Idempotency over REST ------------------------------------------------------------

@@ -42,7 +42,8 @@ def make(actor: User, title: str = "Checkout latency spike", severity: str = "hi
 
 
 def move(actor: User, incident: Incident, status: str) -> None:
-    commands.incident_change_status(actor=actor, incident_id=incident.pk, status=status)
+    resolution = "Fixed." if status == "resolved" else None
+    commands.incident_change_status(actor=actor, incident_id=incident.pk, status=status, resolution=resolution)
 
 
 # --- Metrics ------------------------------------------------------------------------------

@@ -206,7 +206,9 @@ def test_the_first_disagreement_is_named(incident: Incident) -> None:
     [
         ("UPDATE incidents_incident SET title = 'Nothing happened' WHERE id = %s", "title is 'Nothing happened'"),
         ("UPDATE incidents_incident SET summary = 'all fine' WHERE id = %s", "summary is 'all fine'"),
-        ("UPDATE incidents_incident SET commander_id = created_by_id WHERE id = %s", "commander is"),
+        ("UPDATE incidents_incident SET commander_id = NULL WHERE id = %s", "commander is"),
+        ("UPDATE incidents_incident SET comms_lead_id = created_by_id WHERE id = %s", "comms_lead is"),
+        ("UPDATE incidents_incident SET scribe_id = created_by_id WHERE id = %s", "scribe is"),
         (
             "INSERT INTO incidents_incident_assignees (incident_id, user_id) SELECT id, created_by_id "
             "FROM incidents_incident WHERE id = %s",
@@ -218,7 +220,7 @@ def test_the_first_disagreement_is_named(incident: Incident) -> None:
             "version is 5 but the last event is seq 4",
         ),
     ],
-    ids=["title", "summary", "commander", "assignees", "action_items", "version"],
+    ids=["title", "summary", "commander", "comms_lead", "scribe", "assignees", "action_items", "version"],
 )
 def test_each_field_the_events_decide_is_compared(incident: Incident, statement: str, named: str) -> None:
     commands.action_item_add(actor=incident.created_by, incident_id=incident.pk, title="Rotate keys")
@@ -239,7 +241,7 @@ def test_verify_audit_passes_after_every_kind_of_change(
     item = commands.action_item_add(actor=responder, incident_id=pk, title="Rotate keys", owner=other).item
     assert item is not None
     commands.action_item_update(actor=responder, incident_id=pk, item_id=item.pk, done=True, owner=None)
-    commands.incident_change_status(actor=responder, incident_id=pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=pk, status="resolved", resolution="Fixed.")
     commands.incident_change_status(actor=responder, incident_id=pk, status="investigating")
     assert "intact for 1 incident" in verify()
 

@@ -121,7 +121,7 @@ def review_scene(make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
         if n % 13 == 12:
             continue
         at(opened + timedelta(minutes=21 * scale))
-        commands.incident_change_status(actor=bob, incident_id=pk, status="resolved")
+        commands.incident_change_status(actor=bob, incident_id=pk, status="resolved", resolution="Fixed.")
 
     opened = now - timedelta(hours=3)
     at(opened)
@@ -136,7 +136,12 @@ def review_scene(make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
         (20, lambda: commands.incident_change_status(actor=alice, incident_id=pk, status="monitoring")),
         (24, lambda: commands.incident_add_note(actor=carol, incident_id=pk, body="p99 back under 400 ms")),
         (25, lambda: commands.action_item_add(actor=carol, incident_id=pk, title="add latency alert", owner=carol)),
-        (31, lambda: commands.incident_change_status(actor=alice, incident_id=pk, status="resolved")),
+        (
+            31,
+            lambda: commands.incident_change_status(
+                actor=alice, incident_id=pk, status="resolved", resolution="Fixed."
+            ),
+        ),
         (32, lambda: commands.event_pin(actor=alice, incident_id=pk, seq=5)),
         (32, lambda: commands.event_pin(actor=alice, incident_id=pk, seq=3)),
     ]

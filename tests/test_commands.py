@@ -23,7 +23,12 @@ def test_create_appends_incident_created_as_seq_1(responder: Any) -> None:
     incident = make_incident(responder, summary="at 97%")
     event = AuditEvent.objects.get(incident=incident)
     assert (event.seq, event.type, incident.version) == (1, "incident_created", 1)
-    assert event.data == {"title": "Disk full on db-3", "severity": "high", "summary": "at 97%"}
+    assert event.data == {
+        "title": "Disk full on db-3",
+        "severity": "high",
+        "summary": "at 97%",
+        "commander": responder.as_ref(),
+    }
     assert event.actor == responder
 
 
@@ -45,19 +50,22 @@ def test_create_appends_incident_created_as_seq_1(responder: Any) -> None:
 def test_allowed_status_moves(responder: Any, start: str, to: str) -> None:
     incident = make_incident(responder)
     if start != "investigating":  # every status is one move from where an incident starts
-        commands.incident_change_status(actor=responder, incident_id=incident.pk, status=start)
-    result = commands.incident_change_status(actor=responder, incident_id=incident.pk, status=to)
+        resolving = "Fixed." if start == "resolved" else None
+        commands.incident_change_status(actor=responder, incident_id=incident.pk, status=start, resolution=resolving)
+    resolution = "Fixed." if to == "resolved" else None
+    result = commands.incident_change_status(actor=responder, incident_id=incident.pk, status=to, resolution=resolution)
     assert result.incident.status == to
-    assert result.events[0].data == {"from": start, "to": to}
+    assert result.events[0].data == {"from": start, "to": to, **({"resolution": "Fixed."} if resolution else {})}
 
 
 @pytest.mark.parametrize("to", ["identified", "monitoring", "resolved"])
 def test_resolved_only_reopens_to_investigating(responder: Any, to: str) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     before = snapshot(incident.pk)
+    resolution = "Again." if to == "resolved" else None
     with pytest.raises(InvalidTransition):
-        commands.incident_change_status(actor=responder, incident_id=incident.pk, status=to)
+        commands.incident_change_status(actor=responder, incident_id=incident.pk, status=to, resolution=resolution)
     assert snapshot(incident.pk) == before
 
 
@@ -70,7 +78,9 @@ def test_moving_to_the_same_status_is_an_invalid_transition(responder: Any) -> N
 
 def test_resolving_sets_resolved_at_and_reopening_clears_it(responder: Any) -> None:
     incident = make_incident(responder)
-    resolved = commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved").incident
+    resolved = commands.incident_change_status(
+        actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed."
+    ).incident
     assert resolved.resolved_at is not None
     reopened = commands.incident_change_status(actor=responder, incident_id=incident.pk, status="investigating")
     assert reopened.incident.resolved_at is None
@@ -123,7 +133,7 @@ def test_update_records_one_event_per_kind_of_change(responder: Any, make_user: 
     assert [e.seq for e in result.events] == [2, 3, 4]
     assert result.incident.version == 4
     assignment = result.events[2].data
-    assert assignment["commander"]["from"] is None
+    assert assignment["commander"]["from"]["username"] == responder.username  # the declarer, by default
     assert assignment["commander"]["to"]["username"] == "carol"
     assert [u["username"] for u in assignment["assignees"]["added"]] == ["carol", "dave"]
     assert assignment["assignees"]["removed"] == []

@@ -117,9 +117,13 @@ def test_columns_sort_both_ways(
     at(2)
     make(responder, "charlie", "critical")
     at(3)
-    commands.incident_change_status(actor=responder, incident_id=bravo.pk, status="resolved")  # after 2 min
+    commands.incident_change_status(
+        actor=responder, incident_id=bravo.pk, status="resolved", resolution="Fixed."
+    )  # after 2 min
     at(30)
-    commands.incident_change_status(actor=responder, incident_id=alpha.pk, status="resolved")  # after 30 min
+    commands.incident_change_status(
+        actor=responder, incident_id=alpha.pk, status="resolved", resolution="Fixed."
+    )  # after 30 min
     monkeypatch.undo()
     assert titles(api(responder), sort=sort) == expected
 

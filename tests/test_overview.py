@@ -95,7 +95,7 @@ def history(responder: User, monkeypatch: pytest.MonkeyPatch) -> None:
     at(40)
     commands.incident_change_status(actor=responder, incident_id=a.pk, status="monitoring")
     at(45)
-    commands.incident_change_status(actor=responder, incident_id=a.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=a.pk, status="resolved", resolution="Fixed.")
     at(60 * 24 * 3)
     commands.incident_create(actor=responder, title="Search lag", severity="low")
     monkeypatch.undo()

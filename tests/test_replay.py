@@ -155,7 +155,7 @@ def test_the_fold_of_a_real_timeline_is_the_state_the_server_broadcasts(
     item = commands.action_item_add(actor=responder, incident_id=pk, title="Roll back", owner=other).item
     assert item is not None
     commands.action_item_update(actor=responder, incident_id=pk, item_id=item.pk, done=True)
-    commands.incident_change_status(actor=responder, incident_id=pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=pk, status="resolved", resolution="Fixed.")
 
     folded = state_from_events(e.as_data() for e in AuditEvent.objects.filter(incident=incident).order_by("seq"))
     served = publishing.incident_state(pk)

@@ -100,7 +100,9 @@ def test_conflicts_are_documented_with_their_bodies() -> None:
         return body, resolve(schema, body["properties"]["code"])["enum"]
 
     body, codes = conflict("/api/incidents/{id}", "patch")
-    assert "version" in body["required"] and codes == ["conflict"]
+    assert "version" in body["properties"] and codes == ["conflict", "invalid_transition"]
+    assert conflict("/api/incidents/{id}/action-items", "post")[1] == ["invalid_transition"]
+    assert conflict("/api/incidents/{id}/action-items/{item}", "patch")[1] == ["invalid_transition"]
     assert conflict("/api/incidents/{id}/status", "post")[1] == ["conflict", "invalid_transition"]
     assert conflict("/api/auth/register", "post")[1] == ["username_taken"]
 

@@ -27,7 +27,7 @@ def test_a_busy_incident_has_the_serializers_state(responder: User, admin: User,
     assert item is not None
     commands.action_item_add(actor=responder, incident_id=incident.pk, title="No owner")
     commands.action_item_update(actor=responder, incident_id=incident.pk, item_id=item.pk, done=True)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     state = incident_state(incident.pk)
     assert state == serializer_state(incident.pk)
     assert state["resolved_at"] is not None and state["resolved_at"].endswith("Z")

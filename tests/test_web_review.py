@@ -34,7 +34,7 @@ def resolved_after(actor: User, minutes: int, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(timezone, "now", lambda: T0)
     incident = make_incident(actor)
     monkeypatch.setattr(timezone, "now", lambda: T0 + timedelta(minutes=minutes))
-    commands.incident_change_status(actor=actor, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=actor, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     monkeypatch.undo()
     return incident
 

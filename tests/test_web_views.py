@@ -111,7 +111,7 @@ def test_list_has_a_viewers_cell_per_row_for_the_live_script_to_fill(responder: 
 def test_list_puts_open_first_then_most_severe(responder: User) -> None:
     low = make_incident(responder, title="low one", severity="low")
     resolved = make_incident(responder, title="resolved critical", severity="critical")
-    commands.incident_change_status(actor=responder, incident_id=resolved.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=resolved.pk, status="resolved", resolution="Fixed.")
     critical = make_incident(responder, title="critical one", severity="critical")
     medium = make_incident(responder, title="medium one", severity="medium")
     page = client_for(responder).get(reverse("incident-list")).content.decode()
@@ -226,7 +226,7 @@ def test_viewer_sees_the_room_without_controls(users: dict[str, User]) -> None:
 
 def test_resolved_incident_offers_a_quiet_reopen(responder: User) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     page = client_for(responder).get(reverse("incident-room", args=[incident.pk])).content.decode()
     assert 'value="investigating" id="status-to-investigating" class="quiet">Reopen</button>' in page
 
@@ -287,7 +287,7 @@ def test_room_partial_brings_the_live_parts_and_only_events_after(responder: Use
     commands.incident_add_note(actor=responder, incident_id=incident.pk, body="second")
     url = reverse("incident-room-partial", args=[incident.pk])
     page = client_for(responder).get(url + "?after=2", headers=HTMX).content.decode()
-    assert page.count('hx-swap-oob="true"') == 10
+    assert page.count('hx-swap-oob="true"') == 12
     assert 'data-seq="3"' in page and 'note: <span class="body">second</span>' in page
     assert 'data-seq="2"' not in page and 'data-seq="1"' not in page
 
@@ -340,7 +340,7 @@ def test_stale_version_says_someone_changed_it_first(responder: User) -> None:
 
 def test_refused_transition_is_explained(responder: User) -> None:
     incident = make_incident(responder)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     response = post(client_for(responder), "incident-status", incident, {"status": "monitoring"})
     assert response.status_code == 409
     assert "cannot move to monitoring" in response.content.decode()

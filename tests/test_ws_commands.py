@@ -29,7 +29,7 @@ def item(incident: Incident, responder: User) -> ActionItem:
 def every_command(incident: Incident, item: ActionItem, viewer: User) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("incident:updateStatus", {"incident": incident.pk, "status": "identified"}),
-        ("incident:update", {"incident": incident.pk, "severity": "critical", "commander": viewer.pk}),
+        ("incident:update", {"incident": incident.pk, "severity": "critical", "commander": None}),
         ("incident:addNote", {"incident": incident.pk, "body": "Rolled back"}),
         ("incident:addActionItem", {"incident": incident.pk, "title": "Write postmortem"}),
         ("incident:updateActionItem", {"incident": incident.pk, "item": item.pk, "done": True}),
@@ -77,10 +77,12 @@ async def test_responders_and_admins_run_every_command_and_the_room_hears_it(
 
 async def test_update_status_ack_carries_the_new_state(connect: Connect, responder: User, incident: Incident) -> None:
     socket = await connect(responder)
-    ack = await socket.ok("incident:updateStatus", incident=incident.pk, status="resolved", version=1)
+    ack = await socket.ok(
+        "incident:updateStatus", incident=incident.pk, status="resolved", version=1, resolution="Rolled back."
+    )
     assert ack["state"]["status"] == "resolved"
     assert ack["state"]["resolved_at"] is not None
-    assert ack["events"][0]["data"] == {"from": "investigating", "to": "resolved"}
+    assert ack["events"][0]["data"] == {"from": "investigating", "to": "resolved", "resolution": "Rolled back."}
 
 
 async def test_update_with_several_fields_appends_one_event_per_kind(
@@ -187,7 +189,12 @@ async def test_an_admin_action_reaches_a_joined_socket(
         client.force_login(admin)
         response = client.post(
             "/admin/incidents/incident/",
-            {"action": "resolve_selected", "_selected_action": [incident.pk]},
+            {
+                "action": "resolve_selected",
+                "_selected_action": [incident.pk],
+                "apply": "Resolve",
+                "resolution": "Done.",
+            },
         )
         return response.status_code
 

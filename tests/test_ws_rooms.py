@@ -168,7 +168,12 @@ async def test_incidents_subscribe_sees_creations_and_list_changes(
         "investigating",
     )
     await run_sync(
-        commands.incident_change_status, actor=responder, incident_id=incident_id, status="resolved", expected_version=1
+        commands.incident_change_status,
+        actor=responder,
+        incident_id=incident_id,
+        status="resolved",
+        expected_version=1,
+        resolution="Fixed.",
     )
     changed = await socket.push("incident:listChanged")
     assert (changed["id"], changed["status"], changed["version"]) == (incident_id, "resolved", 2)

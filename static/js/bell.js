@@ -28,11 +28,13 @@ function element(tag, className, text) {
   return node;
 }
 
+const ROLE_WORDS = { assignee: "an assignee", comms_lead: "communications lead" };
+
 export function describe(notification) {
   const who = notification.actor?.username || "someone";
   const where = `#${notification.incident.id} ${notification.incident.title}`;
   if (notification.kind === "mention") return `${who} mentioned you in ${where}`;
-  const role = notification.role === "assignee" ? "an assignee" : notification.role || "a role";
+  const role = ROLE_WORDS[notification.role] || notification.role || "a role";
   return `${who} made you ${role} of ${where}`;
 }
 

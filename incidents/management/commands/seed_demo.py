@@ -57,7 +57,10 @@ class Command(BaseCommand):
                 severity="high",
                 summary="p99 of /checkout above 2 s since deploy 8812.",
             ).incident
-            commands.incident_update(actor=responder, incident_id=incident.pk, commander=responder, assignees=[carol])
+            # The declarer (responder) is the commander already.
+            commands.incident_update(
+                actor=responder, incident_id=incident.pk, comms_lead=carol, scribe=admin, assignees=[carol]
+            )
             commands.incident_change_status(actor=responder, incident_id=incident.pk, status="identified")
             commands.incident_add_note(actor=carol, incident_id=incident.pk, body="Rolled back 8812 on half the fleet.")
             item = commands.action_item_add(
@@ -76,7 +79,7 @@ class Command(BaseCommand):
                 summary="Card payments fail for about 30% of requests in eu-west.",
             ).incident
             commands.incident_update(
-                actor=admin, incident_id=incident.pk, commander=admin, assignees=[responder, carol]
+                actor=admin, incident_id=incident.pk, comms_lead=responder, assignees=[responder, carol]
             )
             commands.incident_add_note(
                 actor=responder, incident_id=incident.pk, body="Connection pool to the card processor is exhausted."
@@ -88,4 +91,9 @@ class Command(BaseCommand):
             ).incident
             commands.incident_change_status(actor=carol, incident_id=incident.pk, status="identified")
             commands.incident_add_note(actor=carol, incident_id=incident.pk, body="Consumer group was rebalancing.")
-            commands.incident_change_status(actor=carol, incident_id=incident.pk, status="resolved")
+            commands.incident_change_status(
+                actor=carol,
+                incident_id=incident.pk,
+                status="resolved",
+                resolution="Pinned the consumer group's partition assignment; the lag is back under a minute.",
+            )
