@@ -58,7 +58,8 @@ def scene(make_user: Callable[..., User]) -> dict[str, Any]:
     ]:
         other = commands.incident_create(actor=bob, title=title, severity=severity).incident
         if status != "investigating":
-            commands.incident_change_status(actor=bob, incident_id=other.pk, status=status)
+            resolution = "Renewed the SSO signing certificate." if status == "resolved" else None
+            commands.incident_change_status(actor=bob, incident_id=other.pk, status=status, resolution=resolution)
     return {"incident": incident}
 
 

@@ -62,7 +62,10 @@ def test_twenty_concurrent_writers_leave_one_unbroken_timeline(responder: User) 
             return commands.incident_add_note(actor=responder, incident_id=incident.pk, body=f"note {i}")
         if kind == 1:
             status = statuses[i % len(statuses)]
-            return commands.incident_change_status(actor=responder, incident_id=incident.pk, status=status)
+            resolution = f"resolved by writer {i}" if status == "resolved" else None
+            return commands.incident_change_status(
+                actor=responder, incident_id=incident.pk, status=status, resolution=resolution
+            )
         return commands.incident_update(actor=responder, incident_id=incident.pk, severity=severities[i % 4])
 
     results = race(change)

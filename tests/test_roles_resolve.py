@@ -305,7 +305,7 @@ def test_a_resolved_incident_refuses_changes_until_reopened(
         commands.incident_update(actor=responder, incident_id=incident.pk, **{name: value})
     assert picture(incident.pk) == before
     commands.incident_change_status(actor=responder, incident_id=incident.pk, status="investigating")
-    assert commands.incident_update(actor=responder, incident_id=incident.pk, **{name: value}).changed
+    assert commands.incident_update(actor=responder, incident_id=incident.pk, **{name: value}).events
 
 
 def test_a_resolved_incident_refuses_action_item_changes_but_takes_notes(responder: User) -> None:
@@ -320,8 +320,8 @@ def test_a_resolved_incident_refuses_action_item_changes_but_takes_notes(respond
         commands.action_item_update(actor=responder, incident_id=incident.pk, item_id=item.pk, done=True)
     assert picture(incident.pk) == before
     # Unchanged values change nothing, so they are not refused; a note still goes in.
-    assert not commands.incident_update(actor=responder, incident_id=incident.pk, severity="high").changed
-    assert commands.incident_add_note(actor=responder, incident_id=incident.pk, body="Postmortem Friday").changed
+    assert not commands.incident_update(actor=responder, incident_id=incident.pk, severity="high").events
+    assert commands.incident_add_note(actor=responder, incident_id=incident.pk, body="Postmortem Friday").events
 
 
 @pytest.mark.parametrize(
@@ -374,7 +374,7 @@ def test_a_rename_is_a_title_change_event_and_replays(responder: User) -> None:
     assert Incident.objects.get(pk=incident.pk).title == "Checkout 5xx"
     assert describe_event(result.events[0]) == "renamed it “Checkout errors” → “Checkout 5xx”"
     assert verify_incident(incident.pk) is None
-    assert not commands.incident_update(actor=responder, incident_id=incident.pk, title="Checkout 5xx").changed
+    assert not commands.incident_update(actor=responder, incident_id=incident.pk, title="Checkout 5xx").events
 
 
 @pytest.mark.parametrize("title", ["", "   ", "\u200b\u2060", "x" * 201, 42, None])
