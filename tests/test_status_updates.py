@@ -117,7 +117,7 @@ def test_an_update_is_due_a_cadence_after_the_last_one_or_the_opening(responder:
     incident.refresh_from_db()
     assert incident.last_status_update_at is not None
     assert incident.status_update_due_at == incident.last_status_update_at + timedelta(minutes=15)
-    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved")
+    commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Fixed.")
     incident.refresh_from_db()
     assert incident.status_update_due_at is None  # a resolved incident is not nudged
 

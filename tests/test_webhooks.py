@@ -152,7 +152,12 @@ def test_the_receiver_gets_the_signed_json_payload_and_can_verify_it(responder: 
             "type": "incident_created",
             "actor": {"id": responder.pk, "username": responder.username},
             "at": payload["event"]["at"],
-            "data": {"title": "Payments <failing> & slow", "severity": "critical", "summary": ""},
+            "data": {
+                "title": "Payments <failing> & slow",
+                "severity": "critical",
+                "summary": "",
+                "commander": responder.as_ref(),
+            },
         },
         "incident": {
             "id": incident.pk,
