@@ -136,6 +136,13 @@ def review_scene(make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
         (20, lambda: commands.incident_change_status(actor=alice, incident_id=pk, status="monitoring")),
         (24, lambda: commands.incident_add_note(actor=carol, incident_id=pk, body="p99 back under 400 ms")),
         (25, lambda: commands.action_item_add(actor=carol, incident_id=pk, title="add latency alert", owner=carol)),
+        # Items are ticked before the resolve: a resolved incident's items are read-only until it is reopened.
+        (
+            30,
+            lambda: commands.action_item_update(
+                actor=bob, incident_id=pk, item_id=incident.action_items.get(title="roll back 8812").pk, done=True
+            ),
+        ),
         (
             31,
             lambda: commands.incident_change_status(
@@ -148,9 +155,6 @@ def review_scene(make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
     for minutes, step in steps:
         at(opened + timedelta(minutes=minutes))
         step()
-    item = incident.action_items.get(title="roll back 8812")
-    at(opened + timedelta(minutes=33))
-    commands.action_item_update(actor=bob, incident_id=pk, item_id=item.pk, done=True)
     monkeypatch.undo()
     return incident
 

@@ -112,7 +112,8 @@ def test_a_resolved_room_is_read_only_but_takes_notes_and_reopens(responder: Use
     assert item is not None
     commands.incident_change_status(actor=responder, incident_id=incident.pk, status="resolved", resolution="Ok.")
     page = client_for(responder).get(reverse("incident-room", args=[incident.pk])).content.decode()
-    for control in ('id="severity-select"', 'id="commander-select"', 'id="scribe-select"', f'id="item-done-{item.pk}"'):
+    controls = ['id="severity-select"', 'id="commander-select"', 'id="scribe-select"', 'id="cadence-select"']
+    for control in [*controls, f'id="item-done-{item.pk}"']:
         assert control not in page, control
     assert 'data-status="resolved"' in page and "read-only until it is reopened" in page
     assert 'id="note-body"' in page and 'id="status-to-investigating"' in page
