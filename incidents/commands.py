@@ -337,8 +337,8 @@ def incident_update(
         severity = check_severity(severity)
     if summary is not UNSET:
         summary = check_text("summary", summary, max_length=Incident.SUMMARY_MAX_LENGTH, allow_blank=True)
-    given = zip(Incident.ROLES, (commander, comms_lead, scribe), strict=True)
-    roles = {name: user for name, user in given if user is not UNSET}
+    named = zip(Incident.ROLES, (commander, comms_lead, scribe), strict=True)
+    roles = {name: user for name, user in named if user is not UNSET}
     for name, user in roles.items():
         check_role_holder(name, user)
     if assignees is not UNSET:
