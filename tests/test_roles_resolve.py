@@ -403,3 +403,13 @@ def test_rest_rename_and_a_viewer_cannot(api: Callable[..., Any], responder: Use
     response = api(responder).patch(f"/api/incidents/{incident.pk}", {"title": "DNS", "severity": "low"})
     assert response.status_code == 200
     assert [e.type for e in incident.events.order_by("seq")] == ["incident_created", "title_change", "severity_change"]
+
+
+def test_a_new_role_holder_is_notified(responder: User, admin: User) -> None:
+    from incidents.models import Notification
+
+    incident = make(responder)
+    commands.incident_update(actor=responder, incident_id=incident.pk, comms_lead=admin, scribe=responder)
+    given = Notification.objects.filter(incident=incident, kind=Notification.Kind.ASSIGNMENT)
+    # Nobody is told of a role they gave themselves.
+    assert list(given.values_list("recipient__username", "role")) == [("ada", "comms_lead")]
