@@ -252,6 +252,20 @@ def test_a_redirect_is_logged_as_a_failed_attempt_and_not_followed(responder: Us
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_answer_with_nul_and_invalid_utf8_is_logged_as_text_the_database_can_store(
+    responder: User, status: int
+) -> None:
+    with Receiver(statuses=(status,), answer=b"ok\x00\xff" + b"x" * 2000) as receiver:
+        endpoint(receiver.url)
+        declare(responder)
+        assert delivery.deliver_due() == {"delivered" if status == 200 else "pending": 1}
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.response_excerpt.startswith("ok\ufffd\ufffdxxx")
+    assert len(attempt.response_excerpt) == 500
+
+
+@pytest.mark.django_db
 def test_a_receiver_that_never_answers_times_out(responder: User, settings: Any) -> None:
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
     with Silent() as silent:

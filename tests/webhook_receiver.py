@@ -19,7 +19,7 @@ class Receiver:
     Used as a context manager: listening inside the block, closed after it.
     """
 
-    def __init__(self, port: int = 0, statuses: tuple[int, ...] = ()) -> None:
+    def __init__(self, port: int = 0, statuses: tuple[int, ...] = (), answer: bytes | None = None) -> None:
         self.received: list[Received] = []
         self._statuses = list(statuses)
         self._lock = threading.Lock()
@@ -36,7 +36,7 @@ class Receiver:
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
-                self.wfile.write(f"answer {status}".encode())
+                self.wfile.write(f"answer {status}".encode() if answer is None else answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -107,15 +108,26 @@ def send(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Outcome:
 
     try:
         with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            excerpt = response.read(EXCERPT_BYTES)
-            return Outcome(response.status, "", took(), excerpt.decode(errors="replace"))
+            return Outcome(response.status, "", took(), _excerpt(response))
     except urllib.error.HTTPError as error:
         with error:
-            excerpt = error.read(EXCERPT_BYTES)
-        return Outcome(error.code, f"HTTP {error.code}", took(), excerpt.decode(errors="replace"))
+            return Outcome(error.code, f"HTTP {error.code}", took(), _excerpt(error))
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        return Outcome(None, f"{type(error).__name__}: {reason}"[:500], took())
+        return Outcome(None, _storable(f"{type(error).__name__}: {reason}"), took())
+
+
+def _excerpt(response: Any) -> str:
+    """The start of the answer, as text the database can store; "" if it cannot be read in time."""
+    try:
+        return _storable(response.read(EXCERPT_BYTES).decode(errors="replace"))
+    except (OSError, http.client.HTTPException, ValueError):
+        return ""
+
+
+def _storable(text: str) -> str:
+    """At most 500 characters, without NUL (PostgreSQL text cannot hold it; a receiver may send it)."""
+    return text.replace("\x00", "\ufffd")[:500]
 
 
 def record(delivery: WebhookDelivery, outcome: Outcome, *, now: datetime) -> WebhookDelivery | None:
@@ -193,3 +205,24 @@ def retry_now(deliveries: QuerySet[WebhookDelivery]) -> int:
     return deliveries.exclude(status=WebhookDelivery.Status.DELIVERED).update(
         status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now()
     )
+
+
+def deliveries_purge(*, older_than: timedelta, batch_size: int = 1000) -> tuple[int, int]:
+    """Delete settled (delivered or failed) deliveries created before `older_than` ago, with their attempts.
+
+    Pending ones are kept whatever their age. Oldest first, in batches of
+    primary keys (each its own transaction), so the outbox's writers are never
+    held up behind one long delete. Returns (deliveries deleted, batches).
+    """
+    cutoff = timezone.now() - older_than
+    settled = WebhookDelivery.objects.filter(
+        status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED], created_at__lt=cutoff
+    )
+    deleted = batches = 0
+    while pks := list(settled.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            WebhookAttempt.objects.filter(delivery__in=pks).delete()
+            count, _ = WebhookDelivery.objects.filter(pk__in=pks).delete()
+        deleted += count
+        batches += 1
+    return deleted, batches

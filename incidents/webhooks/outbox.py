@@ -6,13 +6,10 @@ rolled-back command leaves neither. The worker (`incidents.webhooks.delivery`)
 sends them later; nothing here touches the network.
 """
 
-from datetime import timedelta
-
-from django.db import transaction
 from django.utils import timezone
 
 from ..models import AuditEvent, Incident
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .models import WebhookDelivery, WebhookEndpoint
 from .payloads import build_payload
 
 
@@ -33,24 +30,3 @@ def enqueue(incident: Incident, event: AuditEvent) -> list[WebhookDelivery]:
         )
         for endpoint in endpoints
     )
-
-
-def deliveries_purge(*, older_than: timedelta, batch_size: int = 1000) -> tuple[int, int]:
-    """Delete settled (delivered or failed) deliveries created before `older_than` ago, with their attempts.
-
-    Pending ones are kept whatever their age. Oldest first, in batches of
-    primary keys (each its own transaction), so the outbox's writers are never
-    held up behind one long delete. Returns (deliveries deleted, batches).
-    """
-    cutoff = timezone.now() - older_than
-    settled = WebhookDelivery.objects.filter(
-        status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED], created_at__lt=cutoff
-    )
-    deleted = batches = 0
-    while pks := list(settled.order_by("pk").values_list("pk", flat=True)[:batch_size]):
-        with transaction.atomic():
-            WebhookAttempt.objects.filter(delivery__in=pks).delete()
-            count, _ = WebhookDelivery.objects.filter(pk__in=pks).delete()
-        deleted += count
-        batches += 1
-    return deleted, batches

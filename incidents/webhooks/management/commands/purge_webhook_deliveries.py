@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from incidents.webhooks.outbox import deliveries_purge
+from incidents.webhooks.delivery import deliveries_purge
 
 
 class Command(BaseCommand):
