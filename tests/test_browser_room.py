@@ -120,6 +120,31 @@ def test_a_summary_conflict_shows_a_diff_and_a_replace_tells_the_replaced_author
         assert page.errors == []
 
 
+def test_the_replaced_author_is_told_when_their_connection_comes_back(
+    incident: Incident, server: DaphneServer, people: People
+) -> None:
+    """Changes missed while away come with the rejoin (`incident:join` after the last seq shown), notice included."""
+    bob, carol = people("bob", "carol")
+    save_summary(bob, "bob's summary")
+    expect(carol.locator("#live-summary")).to_have_text("bob's summary")
+
+    # Bob's server goes away; Carol, served by another, replaces his summary meanwhile.
+    with DaphneServer() as other:
+        carol.goto(f"{other.url}/incidents/{incident.pk}/")  # her session cookie is for the host: she is signed in
+        expect(carol.locator("#live-indicator")).to_have_text("● live")
+        server.stop()
+        expect(bob.locator("#live-indicator")).to_contain_text("reconnecting")
+        save_summary(carol, "carol's summary")
+        expect(carol.locator("#live-summary")).to_have_text("carol's summary")
+        expect(bob.locator("#live-summary")).to_have_text("bob's summary")
+        server.start()
+    # Back: the events he missed come with the rejoin, and he is told.
+    expect(bob.locator("#live-indicator")).to_have_text("● live", timeout=30_000)
+    expect(bob.locator("#live-summary")).to_have_text("carol's summary")
+    expect(bob.locator("#replaced-text")).to_have_text("carol changed your summary")
+    assert bob.errors == [] and carol.errors == []
+
+
 def test_a_merge_applies_both_edits_and_is_sent_with_the_current_version(people: People) -> None:
     bob, carol = people("bob", "carol")
     save_summary(bob, "Impact: checkout slow\nCause: unknown")

@@ -405,7 +405,12 @@ function startRoom(root) {
   const live = new LiveSocket({
     indicator: document.getElementById("live-indicator"),
     async onOpen() {
-      const ack = await live.request("incident:join", { incident, after: lastSeq() });
+      const shown = lastSeq();
+      const ack = await live.request("incident:join", { incident, after: shown });
+      // What happened while this page was away is heard as if it had arrived live.
+      for (const event of ack.events || []) {
+        if (event.seq > shown) document.dispatchEvent(new CustomEvent("live:event", { detail: event }));
+      }
       presence.reset(ack.viewers || [], ack.presence_version);
       renderViewers(viewersList, presence.list);
       setFocus(ack.focus);
