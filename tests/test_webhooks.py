@@ -469,6 +469,18 @@ def test_every_event_type_has_a_slack_line_naming_the_actor(responder: User) -> 
         assert line.startswith("*rae* ") and len(line) > len("*rae* ")
     event.type = "a_type_added_later"
     assert payloads.describe(event) == "*rae* recorded a type added later"
+    event.type, event.data = (
+        "assignment",
+        {
+            "commander": {"from": None, "to": {"id": 1, "username": "ada"}},
+            "comms_lead": {"from": None, "to": {"id": 2, "username": "rae"}},
+            "scribe": {"from": {"id": 2, "username": "rae"}, "to": None},
+            "assignees": {"added": [{"id": 3, "username": "vic"}], "removed": []},
+        },
+    )
+    assert payloads.describe(event) == (
+        "*rae* changed the assignment: commander → ada; communications lead → rae; scribe → nobody; assigned vic"
+    )
     event.type, event.data = "status_update", {"body": "Rolling back <now>"}
     assert payloads.describe(event) == "*rae* posted a status update: Rolling back &lt;now&gt;"
     event.type, event.data = "update_cadence_change", {"from": None, "to": 30}

@@ -47,6 +47,9 @@ def _username(ref: Any) -> str:
     return ref["username"] if isinstance(ref, dict) and "username" in ref else "nobody"
 
 
+ROLE_WORDS = {"comms_lead": "communications lead"}
+
+
 def describe(event: AuditEvent) -> str:
     """One line in words (mrkdwn-escaped): what the actor did."""
     data = event.data if isinstance(event.data, dict) else {}
@@ -74,9 +77,12 @@ def describe(event: AuditEvent) -> str:
         case AuditEvent.Type.STATUS_UPDATE:
             return f"{who} posted a status update: {_mrkdwn(str(data.get('body', ''))[:500])}"
         case AuditEvent.Type.ASSIGNMENT:
-            parts = []
-            if "commander" in data:
-                parts.append(f"commander → {_mrkdwn(_username(data['commander'].get('to')))}")
+            # Each incident role changed ({from, to}), then the assignees added and removed.
+            parts = [
+                f"{ROLE_WORDS.get(role, role.replace('_', ' '))} → {_mrkdwn(_username(change.get('to')))}"
+                for role, change in data.items()
+                if role != "assignees" and isinstance(change, dict)
+            ]
             if "assignees" in data:
                 added = ", ".join(_mrkdwn(_username(u)) for u in data["assignees"].get("added", []))
                 removed = ", ".join(_mrkdwn(_username(u)) for u in data["assignees"].get("removed", []))
