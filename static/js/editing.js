@@ -45,7 +45,9 @@ function store(name, value) {
 }
 
 const shown = () => document.getElementById("live-summary");
-const editorOpen = () => form !== null && !form.hidden;
+// Shown, not just unhidden: a resolved incident's editor is hidden by CSS (.open-only).
+const rendered = (node) => node !== null && node.getClientRects().length > 0;
+const editorOpen = () => form !== null && !form.hidden && rendered(form);
 const unsaved = () => editorOpen() && plain(input.value) !== plain(form.dataset.base);
 
 // --- Diffs ----------------------------------------------------------------------------
@@ -180,8 +182,9 @@ function wireDrafts() {
   }
   if (form) {
     const draft = load("summary");
-    if (draft && typeof draft.text === "string") {
-      document.getElementById("summary-edit").click(); // opens the editor as a person would
+    const edit = document.getElementById("summary-edit");
+    if (draft && typeof draft.text === "string" && rendered(edit)) {
+      edit.click(); // opens the editor as a person would
       input.value = draft.text;
       version.value = draft.version;
       form.dataset.base = draft.base;
