@@ -360,14 +360,19 @@ PIN_CONFLICT = OpenApiResponse(
 )
 
 
+# The largest id a database row can have (a 64-bit signed integer); SQLite cannot even compare with a larger one.
+MAX_ID = 2**63 - 1
+
+
 class EventListApi(APIView):
     """The timeline, paged: after a seq (what a client that missed updates asks for), or before one (older pages)."""
 
     class QuerySerializer(serializers.Serializer[Any]):
-        after = serializers.IntegerField(required=False, min_value=0, default=0)
+        after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=0)
         before = serializers.IntegerField(
             required=False,
             min_value=1,
+            max_value=MAX_ID,
             help_text="Page backwards: the newest `limit` events with seq < before (still oldest first); "
             "`next` then points at the page before this one.",
         )
@@ -377,7 +382,9 @@ class EventListApi(APIView):
             max_length=400,
             help_text="Only these event types, comma-separated (e.g. `note,status_change`).",
         )
-        actor = serializers.IntegerField(required=False, min_value=1, help_text="Only events by this user id.")
+        actor = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_ID, help_text="Only events by this user id."
+        )
         q = serializers.CharField(
             required=False, max_length=200, help_text="Only notes whose body contains this text (case-insensitive)."
         )

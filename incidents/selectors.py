@@ -149,6 +149,8 @@ EVENT_FIELDS = ("seq", "type", "at", "actor_id", "actor_username", "data")
 
 def incident_metrics_get(incident_id: int, *, now: datetime | None = None) -> IncidentMetrics | None:
     """The incident's durations from its timeline (one query), or None if there is no such incident."""
+    if not 0 <= incident_id < 2**63:
+        return None  # no row has such an id (and SQLite cannot even compare with it)
     events = list(AuditEvent.objects.filter(incident_id=incident_id).order_by("seq").only(*EVENT_FIELDS))
     if not events:
         return None  # every incident has at least its incident_created event

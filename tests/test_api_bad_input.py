@@ -430,3 +430,16 @@ def test_every_error_body_carries_a_code(
     body = assert_refused(send(client, method, path, world, {}), status)
     assert body["code"] == code
     assert body.get("detail") or len(body) > 1
+
+
+@pytest.mark.parametrize("tail", ["", "/metrics", "/events", "/postmortem", "/replay?seq=1", "/action-items"])
+def test_an_id_past_64_bits_is_a_404(client: APIClient, tail: str) -> None:
+    """Such an id names nothing (and SQLite cannot compare with it): never a 500."""
+    response = client.get(f"/api/incidents/{10**22}{tail}")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("query", ["actor", "after", "before"])
+def test_an_events_filter_past_64_bits_is_a_400(client: APIClient, world: dict[str, Any], query: str) -> None:
+    response = client.get(f"/api/incidents/{world['incident']}/events", {query: 2**63 + 1})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid") and query in response.json()

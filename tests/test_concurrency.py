@@ -81,7 +81,8 @@ def test_twenty_concurrent_writers_leave_one_unbroken_timeline(responder: User) 
     # No lost update: each change starts from where the previous one left the incident.
     for kind, start in (("status_change", "investigating"), ("severity_change", "high")):
         chain = [e.data for e in events if e.type == kind]
-        assert [step["from"] for step in chain] == [start] + [step["to"] for step in chain[:-1]]
+        # (A resolve early in the race may leave no severity change at all: a resolved incident refuses them.)
+        assert [step["from"] for step in chain] == ([start] + [step["to"] for step in chain[:-1]])[: len(chain)]
     assert stored.status == next((e.data["to"] for e in reversed(events) if e.type == "status_change"), "investigating")
     out = StringIO()
     call_command("verify_audit", stdout=out)
