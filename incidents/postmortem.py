@@ -16,6 +16,7 @@ from django.utils import timezone
 from .metrics import IncidentMetrics, format_duration, incident_metrics
 from .models import AuditEvent, Incident
 from .selectors import incident_get, pinned_seqs
+from .timeline import describe_event  # the timeline's own words, shared with the room
 
 PIN_TYPES = (AuditEvent.Type.EVENT_PINNED, AuditEvent.Type.EVENT_UNPINNED)
 
@@ -79,8 +80,6 @@ def _peak_severity(events: list[AuditEvent]) -> str:
 
 def postmortem_build(incident_id: int, *, now: datetime | None = None) -> Postmortem | None:
     """The postmortem of one incident, or None if there is no such incident."""
-    from .views import describe_event  # the timeline's own words, shared with the room
-
     incident = incident_get(incident_id)
     if incident is None:
         return None

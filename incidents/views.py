@@ -48,6 +48,7 @@ from .forms import (
 from .models import AuditEvent, Incident
 from .selectors import event_actors, events_filtered, incident_get, incident_list_queryset, pinned_seqs
 from .selectors import incident_replay as incident_replay_at
+from .timeline import describe_event
 
 TIMELINE_LENGTH = 200
 # A page that was away longer catches up in several partial fetches of this many events.
@@ -120,79 +121,7 @@ def _parsed(form_class: type[Any], request: HttpRequest) -> Any:
     return form.cleaned_data
 
 
-# --- The timeline in words --------------------------------------------------------
-
-
-def _names(users: list[dict[str, Any]]) -> str:
-    return ", ".join(str(user.get("username", "?")) for user in users)
-
-
-ROLE_NAMES = {"commander": "commander", "comms_lead": "communications lead", "scribe": "scribe"}
-
-
-def describe_event(event: AuditEvent) -> str:
-    """The event in its own words ("investigating → identified", "assigned carol", "note: …")."""
-    data: dict[str, Any] = event.data or {}
-    kind = event.type
-    T = AuditEvent.Type
-    if kind == T.INCIDENT_CREATED:
-        return f"opened it ({data.get('severity', '?')})"
-    if kind == T.STATUS_CHANGE:
-        if data.get("from") == Incident.Status.RESOLVED:
-            return f"reopened it: {data.get('from')} → {data.get('to')}"
-        if data.get("resolution"):
-            return f"{data.get('from')} → {data.get('to')}: {data['resolution']}"
-        return f"{data.get('from')} → {data.get('to')}"
-    if kind == T.SEVERITY_CHANGE:
-        return f"severity {data.get('from')} → {data.get('to')}"
-    if kind == T.SUMMARY_CHANGE:
-        settled = {"merge": " (merged after a conflict)", "replace": " (replaced after a conflict)"}
-        return "updated the summary" + settled.get(data.get("resolved_conflict", ""), "")
-    if kind == T.TITLE_CHANGE:
-        return f"renamed it “{data.get('from', '')}” → “{data.get('to', '')}”"
-    if kind == T.NOTE:
-        return f"note: {data.get('body', '')}"
-    if kind == T.STATUS_UPDATE:
-        return f"status update: {data.get('body', '')}"
-    if kind == T.UPDATE_CADENCE_CHANGE:
-        new = data.get("to")
-        return f"status updates every {new} min" if new else "no status update cadence"
-    if kind in (T.EVENT_PINNED, T.EVENT_UNPINNED):
-        verb = "pinned" if kind == T.EVENT_PINNED else "unpinned"
-        return f"{verb} event {data.get('seq')} ({str(data.get('type', '')).replace('_', ' ')})"
-    if kind == T.ASSIGNMENT:
-        parts = []
-        for role, words in ROLE_NAMES.items():
-            change = data.get(role)
-            if change:
-                new, old = change.get("to"), change.get("from")
-                if new:
-                    parts.append(f"made {new.get('username')} {words}")
-                elif old:
-                    parts.append(f"removed {old.get('username')} as {words}")
-        assignees = data.get("assignees") or {}
-        if assignees.get("added"):
-            parts.append(f"assigned {_names(assignees['added'])}")
-        if assignees.get("removed"):
-            parts.append(f"unassigned {_names(assignees['removed'])}")
-        return "; ".join(parts) or "changed the assignment"
-    item = data.get("item") or {}
-    title = item.get("title", "")
-    owner = (item.get("owner") or {}).get("username")
-    if kind == T.ACTION_ITEM_ADDED:
-        return f"action item added: “{title}”" + (f" for {owner}" if owner else "")
-    if kind == T.ACTION_ITEM_UPDATED:
-        changed = data.get("changed") or []
-        parts = []
-        if "done" in changed:
-            parts.append(f"ticked “{title}” done" if item.get("done") else f"unticked “{title}”")
-        if "owner" in changed:
-            parts.append(f"gave “{title}” to {owner}" if owner else f"took the owner off “{title}”")
-        if "title" in changed:
-            parts.append(f"renamed an action item to “{title}”")
-        return "; ".join(parts) or f"updated “{title}”"
-    return kind.replace("_", " ")
-
+# --- The timeline --------------------------------------------------------------
 
 PIN_TYPES = (AuditEvent.Type.EVENT_PINNED, AuditEvent.Type.EVENT_UNPINNED)
 # Events whose text is shown with links and @mentions (incidents.richtext), after a prefix in words.
