@@ -4,7 +4,7 @@ drf-spectacular describes the success bodies from the serializers. What it
 cannot see, this adds:
 
 - every error an operation can answer, with its body and `code`
-  (see `incidents.apis.exception_handler`), decided from the view's
+  (see `incident_platform.exceptions.exception_handler`), decided from the view's
   permissions, throttles, parameters and body, so a new view is documented
   the same way without a decorator;
 - `additionalProperties: false` on the bodies of `StrictSerializer`s, which
@@ -42,7 +42,7 @@ def _error(description: str, codes: list[str], **properties: Any) -> dict[str, A
 
 MESSAGES = {"type": "array", "items": {"type": "string"}}
 
-# Component name -> schema. Each is one error body of incidents.apis.exception_handler.
+# Component name -> schema. Each is one error body of incident_platform.exceptions.exception_handler.
 ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     "ValidationError": {
         "type": "object",

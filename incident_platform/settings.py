@@ -275,7 +275,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("AUTH_THROTTLE_RATE", default="20/min"),
     },
-    "EXCEPTION_HANDLER": "incidents.apis.exception_handler",
+    "EXCEPTION_HANDLER": "incident_platform.exceptions.exception_handler",
     # Proxies in front of daphne (a load balancer: 1), so throttles count the
     # client's address from X-Forwarded-For, not the proxy's.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=None),

@@ -3,7 +3,6 @@
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -15,13 +14,12 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.permissions import CanChangeIncidentsOrReadOnly
 from incident_platform.schema import error_ref
 
 from . import commands, notifications
-from .errors import CommandError, NotFound
+from .errors import NotFound
 from .forms import LIST_SORT_CHOICES, PeriodForm
 from .idempotency import Outcome, command_content, run_once
 from .models import AuditEvent, IdempotencyKey, Incident, Notification
@@ -49,44 +47,11 @@ from .serializers import (
     StatusUpdateInput,
 )
 
-# The `code` of an error that did not name one, by status: the WebSocket's codes where it has them.
-ERROR_CODES = {
-    400: "invalid",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-}
-
 
 @csrf_exempt  # it reads and changes nothing; an unsafe method must not get CSRF's HTML 403 instead
 def api_not_found(request: Any, path: str = "") -> JsonResponse:
     """A path under /api/ that names nothing: a JSON 404 like every other API error, not an HTML page."""
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's shapes, plus the commands' typed errors and oversized bodies; every error body has a `code`."""
-    if isinstance(exc, CommandError):
-        body: dict[str, Any] = {"detail": exc.message, "code": exc.code, **exc.fields, **exc.extra}
-        return Response(body, status=exc.http_status)
-    if isinstance(exc, RequestDataTooBig):
-        return Response(
-            {"detail": "The request body is too large.", "code": "too_large"},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-    response = drf_exception_handler(exc, context)
-    if response is not None:
-        if not isinstance(response.data, dict):
-            response.data = {"non_field_errors": response.data}
-        # A library's own code (simplejwt's `token_not_valid`) is kept; DRF's generic ones are not.
-        response.data.setdefault("code", ERROR_CODES.get(response.status_code, "error"))
-    return response
 
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
