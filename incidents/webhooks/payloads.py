@@ -74,8 +74,6 @@ def describe(event: AuditEvent) -> str:
         case AuditEvent.Type.UPDATE_CADENCE_CHANGE:
             every = data.get("to")
             return f"{who} set status updates {f'every {_mrkdwn(every)} min' if every else 'to no cadence'}"
-        case AuditEvent.Type.STATUS_UPDATE:
-            return f"{who} posted a status update: {_mrkdwn(str(data.get('body', ''))[:500])}"
         case AuditEvent.Type.ASSIGNMENT:
             # Each incident role changed ({from, to}), then the assignees added and removed.
             parts = [
