@@ -15,6 +15,7 @@ from incidents.models import Incident
 
 from .servers import DaphneServer
 from .test_browser import browser, csp_violations, in_thread, signed_in_page  # noqa: F401 (the browser fixture)
+from .test_browser_notify import axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -113,6 +114,7 @@ def test_resolve_asks_for_a_note_shows_open_items_and_the_other_page_turns_read_
         expect(dialog).to_contain_text("1 action item still open")
         expect(dialog).to_contain_text("Add a p99 latency alert")
         expect(dialog).not_to_contain_text("Roll back 8812")
+        assert axe_violations(rae) == []  # the open dialog too
         # A blank note (the browser's own check taken away) is refused by the server, beside the box.
         rae.eval_on_selector("#resolution-input", "box => box.removeAttribute('required')")
         rae.fill("#resolution-input", "   ")
@@ -139,6 +141,7 @@ def test_resolve_asks_for_a_note_shows_open_items_and_the_other_page_turns_read_
             for hidden in ("#summary-edit", "#title-edit", ".add-item"):
                 expect(page.locator(hidden)).to_be_hidden()
             expect(page.locator("#note-body")).to_be_visible()
+        assert axe_violations(ada) == []  # a resolved room, read-only
 
         # The other person reopens it: both pages are editable again.
         ada.click("#status-to-investigating")
