@@ -23,7 +23,7 @@ from django.utils import timezone
 from incident_platform.metrics import counted
 from incident_platform.text import shows_nothing
 
-from . import notifications, publishing
+from . import notifications, publishing, richtext
 from .errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 from .models import ActionItem, AuditEvent, Incident, allowed_transitions
 from .webhooks import outbox
@@ -410,9 +410,10 @@ def incident_update(
 def incident_add_note(*, actor: Any, incident_id: int, body: str) -> CommandResult:
     check_can_change(actor)
     body = check_text("body", body, max_length=10_000, allow_blank=False).strip()
+    mentioned = richtext.mentioned_users(body)  # before the row lock: other writers wait on it
     with _locked(incident_id, expected_version=None) as incident:
         event = _record(incident, actor=actor, type=AuditEvent.Type.NOTE, data={"body": body})
-        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body)
+        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body, mentioned=mentioned)
     return CommandResult(incident=incident, events=[event])
 
 
@@ -421,6 +422,7 @@ def incident_post_status_update(*, actor: Any, incident_id: int, body: str) -> C
     """A stakeholder status update ("what we tell customers"): an event of its own, and the newest on the row."""
     check_can_change(actor)
     body = check_text("body", body, max_length=Incident.STATUS_UPDATE_MAX_LENGTH, allow_blank=False).strip()
+    mentioned = richtext.mentioned_users(body)  # before the row lock: other writers wait on it
     with _locked(incident_id, expected_version=None) as incident:
         now = timezone.now()
         incident.last_status_update_body = body
@@ -434,7 +436,7 @@ def incident_post_status_update(*, actor: Any, incident_id: int, body: str) -> C
             fields=["last_status_update_body", "last_status_update_at", "last_status_update_by"],
             at=now,
         )
-        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body)
+        notifications.notify_mentions(incident=incident, event=event, actor=actor, text=body, mentioned=mentioned)
     return CommandResult(incident=incident, events=[event])
 
 

@@ -14,15 +14,20 @@ from django.utils import timezone
 
 from accounts.sockets import user_group
 
-from . import publishing, richtext
+from . import publishing
 from .errors import NotFound
 from .models import AuditEvent, Incident, Notification
 
 
-def notify_mentions(*, incident: Incident, event: AuditEvent, actor: Any, text: str) -> list[Notification]:
-    """Everyone an event's text @mentions (active users, not the author), once each."""
+def notify_mentions(
+    *, incident: Incident, event: AuditEvent, actor: Any, text: str, mentioned: list[Any]
+) -> list[Notification]:
+    """Everyone an event's text @mentions (`richtext.mentioned_users`, read before the row lock), once each.
+
+    Active users only, and not the author.
+    """
     excerpt = text[: Notification.EXCERPT_LENGTH]
-    users = [user for user in richtext.mentioned_users(text) if user.pk != actor.pk]
+    users = [user for user in mentioned if user.pk != actor.pk]
     return _create(incident, event, actor, users, kind=Notification.Kind.MENTION, excerpt=excerpt)
 
 
